@@ -1,0 +1,89 @@
+package segment
+
+import (
+	"context"
+
+	"github.com/cockroachdb/errors"
+)
+
+// Ref names one segment of one log.
+type Ref struct {
+	LogID     int64
+	SegmentID int64
+}
+
+// SealInfo is what sealing a segment established.
+type SealInfo struct {
+	// LastEntry is the segment's last entry id, -1 when it holds none.
+	LastEntry int64
+	// Blocks is the number of blocks in the segment; a reader reads blocks
+	// 0..Blocks-1 and nothing after.
+	Blocks int64
+	// Bytes is the stored size of those blocks.
+	Bytes int64
+}
+
+// Backend stores segments: as objects in an object store, or as files in a
+// local directory. Implementations are safe for concurrent use.
+type Backend interface {
+	// Parallel is how many blocks may be written at once. 1 means blocks
+	// are written one at a time, in order.
+	Parallel() int
+	// CreateSink prepares to write the blocks of a new segment.
+	CreateSink(ctx context.Context, ref Ref, epoch int64) (Sink, error)
+	// Recover seals a segment whose writer is gone or must be stopped: it
+	// fences the segment in storage so no later write of the old writer can
+	// become visible, finds the last durable block by reading only the
+	// segment's tail, and writes the seal record. It is idempotent: a
+	// segment already sealed in storage returns its existing seal.
+	Recover(ctx context.Context, ref Ref, epoch int64) (SealInfo, error)
+	// Scan reports what the segment holds now, without fencing or sealing
+	// it: the blocks a reader would find and the last entry among them.
+	Scan(ctx context.Context, ref Ref) (SealInfo, error)
+	// OpenCursor reads the segment's blocks in order from block 0.
+	OpenCursor(ref Ref) Cursor
+	// Describe names the backend and its location for messages.
+	Describe() string
+}
+
+// Sink receives one segment's blocks.
+type Sink interface {
+	// WriteBlock stores block number blockNo durably, or fails. It returns
+	// an error marked ErrFenced when a newer writer fenced the segment; when
+	// the block may nevertheless have become part of the log, the error is
+	// also marked walerr.ErrUnknownOutcome. Transient failures are returned
+	// as they are; the caller retries the same block.
+	WriteBlock(ctx context.Context, blockNo int64, block []byte) error
+	// WriteSeal stores the seal record after the last block. The segment is
+	// sealed in storage once it returns.
+	WriteSeal(ctx context.Context, info SealInfo, record []byte) error
+	// Close releases the sink's resources. It does not seal.
+	Close() error
+}
+
+// Cursor walks a segment's blocks in order.
+type Cursor interface {
+	// Next returns the next block, whole and validated. It returns
+	// ErrNoBlockYet when the next block has not been written (yet), and
+	// ErrEndOfSegment when storage shows that the segment ends before it
+	// (a fence or a seal). The returned slice belongs to the caller.
+	Next(ctx context.Context) (BlockHeader, [][]byte, error)
+	// SetLimit tells the cursor that the segment is sealed with exactly
+	// blocks blocks; reads past them end the segment, and the cursor may
+	// read ahead.
+	SetLimit(blocks int64)
+	// Skip moves the cursor to block blockNo without reading the blocks
+	// before it, where the backend can do so cheaply.
+	Skip(blockNo int64)
+	// Close releases the cursor's resources.
+	Close() error
+}
+
+// Cursor outcomes that are not failures.
+var (
+	// ErrNoBlockYet: the next block does not exist at this moment; a
+	// writer may still write it.
+	ErrNoBlockYet = errors.New("no block yet")
+	// ErrEndOfSegment: the segment has no more blocks.
+	ErrEndOfSegment = errors.New("end of segment")
+)

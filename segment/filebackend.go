@@ -1,0 +1,368 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cockroachdb/errors"
+
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/localfs"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+)
+
+// FileBackend keeps each segment as one append-only file in a local
+// directory: blocks are appended and fsynced one flush at a time, and a torn
+// tail left by a crash is found by its CRC and cut off by recovery.
+//
+// Fencing across processes uses a fence file beside the segment: recovery
+// creates it (create-only, durable) before it reads the segment, and a
+// writer checks for it after each fsync and before it acknowledges. Layout:
+//
+//	<dir>/<logID>/<segmentID, 19 digits>.seg     the blocks
+//	<dir>/<logID>/<segmentID, 19 digits>.fence   present once a newer writer fenced the segment
+//	<dir>/<logID>/<segmentID, 19 digits>.seal    the seal record
+type FileBackend struct {
+	dir   string
+	small *localfs.Store // fence and seal files: create-only and durable
+}
+
+// NewFileBackend keeps segments under dir, creating it when missing.
+func NewFileBackend(ctx context.Context, dir string) (*FileBackend, error) {
+	small, err := localfs.Open(ctx, localfs.Config{Dir: dir, CreateDir: true})
+	if err != nil {
+		return nil, err
+	}
+	return &FileBackend{dir: small.Root(), small: small}, nil
+}
+
+// Parallel implements Backend: blocks are appended one at a time.
+func (b *FileBackend) Parallel() int { return 1 }
+
+// Describe implements Backend.
+func (b *FileBackend) Describe() string { return fmt.Sprintf("local directory %s", b.dir) }
+
+func (b *FileBackend) name(ref Ref, ext string) string {
+	return strconv.FormatInt(ref.LogID, 10) + "/" + padID(ref.SegmentID) + ext
+}
+
+func (b *FileBackend) segPath(ref Ref) string {
+	return filepath.Join(b.dir, filepath.FromSlash(b.name(ref, ".seg")))
+}
+
+func (b *FileBackend) fenced(ctx context.Context, ref Ref) (bool, error) {
+	_, err := b.small.Stat(ctx, b.name(ref, ".fence"))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, objstore.ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// CreateSink implements Backend: it creates the segment file, exclusively.
+func (b *FileBackend) CreateSink(ctx context.Context, ref Ref, epoch int64) (Sink, error) {
+	path := b.segPath(ref)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, errors.Wrapf(err, "create directory %s", dir)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil, errors.Wrapf(walerr.ErrFenced, "segment file %s exists already", path)
+	}
+	if err != nil {
+		return nil, errors.Wrapf(err, "create segment file %s", path)
+	}
+	if err := syncDir(dir); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &fileSink{b: b, ref: ref, f: f}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return errors.Wrapf(err, "open directory %s", dir)
+	}
+	defer d.Close()
+	return errors.Wrapf(d.Sync(), "fsync directory %s", dir)
+}
+
+type fileSink struct {
+	b      *FileBackend
+	ref    Ref
+	f      *os.File
+	off    int64
+	broken error
+}
+
+// WriteBlock appends and fsyncs the block, then checks the fence. A failed
+// write or fsync breaks the sink for good: what reached the disk is unknown.
+func (s *fileSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) error {
+	if s.broken != nil {
+		return s.broken
+	}
+	if _, err := s.f.WriteAt(block, s.off); err != nil {
+		s.broken = errors.Mark(errors.Wrapf(err, "append block %d to %s", blockNo, s.f.Name()), walerr.ErrUnknownOutcome)
+		return s.broken
+	}
+	if err := s.f.Sync(); err != nil {
+		s.broken = errors.Mark(errors.Wrapf(err, "fsync %s", s.f.Name()), walerr.ErrUnknownOutcome)
+		return s.broken
+	}
+	fenced, err := s.b.fenced(ctx, s.ref)
+	if err == nil && fenced {
+		err = errors.Wrapf(walerr.ErrFenced, "segment %s was fenced by a newer writer", s.f.Name())
+	}
+	if err != nil {
+		// The block is on disk; whether recovery counted it is unknown.
+		s.broken = errors.Mark(err, walerr.ErrUnknownOutcome)
+		return s.broken
+	}
+	s.off += int64(len(block))
+	return nil
+}
+
+func (s *fileSink) WriteSeal(ctx context.Context, info SealInfo, record []byte) error {
+	return createOnce(ctx, s.b.small, s.b.name(s.ref, ".seal"), record)
+}
+
+func (s *fileSink) Close() error { return s.f.Close() }
+
+// Recover implements Backend: fence, walk the block headers, validate the
+// last block whole, cut a torn tail, write the seal.
+func (b *FileBackend) Recover(ctx context.Context, ref Ref, epoch int64) (SealInfo, error) {
+	if info, err := b.readSeal(ctx, ref); err == nil {
+		return info, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, err
+	}
+	fence := EncodeFence(FenceInfo{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: -1, Epoch: epoch})
+	err := b.small.Put(ctx, b.name(ref, ".fence"), fence, objstore.PutOptions{IfNotExists: true})
+	if err != nil && !errors.Is(err, objstore.ErrAlreadyExists) {
+		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: fence", ref.SegmentID, ref.LogID)
+	}
+	info, err := b.scanFile(ref, true)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	rec, err := EncodeSealInfo(ref.LogID, ref.SegmentID, epoch, info)
+	if err != nil {
+		return SealInfo{}, err
+	}
+	err = b.small.Put(ctx, b.name(ref, ".seal"), rec, objstore.PutOptions{IfNotExists: true})
+	if errors.Is(err, objstore.ErrAlreadyExists) {
+		return b.readSeal(ctx, ref)
+	}
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: write seal", ref.SegmentID, ref.LogID)
+	}
+	return info, nil
+}
+
+// Scan implements Backend.
+func (b *FileBackend) Scan(ctx context.Context, ref Ref) (SealInfo, error) {
+	if info, err := b.readSeal(ctx, ref); err == nil {
+		return info, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, err
+	}
+	return b.scanFile(ref, false)
+}
+
+// scanFile finds the segment file's valid prefix and, with cut, truncates
+// the file to it. Only the last block can be torn: earlier ones were
+// fsynced before later ones were written, so their headers suffice.
+func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
+	info := SealInfo{LastEntry: -1}
+	path := b.segPath(ref)
+	flag := os.O_RDONLY
+	if cut {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return info, nil // the writer died before its first block
+	}
+	if err != nil {
+		return info, errors.Wrapf(err, "open %s", path)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return info, errors.Wrapf(err, "stat %s", path)
+	}
+	var (
+		off, lastOff int64 = 0, -1
+		hdrs         []BlockHeader
+		head         = make([]byte, BlockHeaderSize)
+	)
+	for off+BlockHeaderSize <= st.Size() {
+		if _, err := f.ReadAt(head, off); err != nil {
+			return info, errors.Wrapf(err, "read %s at %d", path, off)
+		}
+		h, err := DecodeBlockHeader(head)
+		if err != nil || h.BlockNo != int64(len(hdrs)) || off+BlockSize(h) > st.Size() {
+			break
+		}
+		hdrs = append(hdrs, h)
+		lastOff = off
+		off += BlockSize(h)
+	}
+	if len(hdrs) > 0 {
+		last := make([]byte, off-lastOff)
+		if _, err := f.ReadAt(last, lastOff); err != nil {
+			return info, errors.Wrapf(err, "read %s at %d", path, lastOff)
+		}
+		if _, _, err := DecodeBlock(last); err != nil {
+			hdrs, off = hdrs[:len(hdrs)-1], lastOff
+		}
+	}
+	if cut && off < st.Size() {
+		if err := f.Truncate(off); err != nil {
+			return info, errors.Wrapf(err, "cut torn tail of %s at %d", path, off)
+		}
+		if err := f.Sync(); err != nil {
+			return info, errors.Wrapf(err, "fsync %s", path)
+		}
+	}
+	if n := len(hdrs); n > 0 {
+		info.LastEntry = hdrs[n-1].NextEntry() - 1
+		info.Blocks = int64(n)
+		info.Bytes = off
+	}
+	return info, nil
+}
+
+func (b *FileBackend) readSeal(ctx context.Context, ref Ref) (SealInfo, error) {
+	data, err := b.small.Get(ctx, b.name(ref, ".seal"))
+	if err != nil {
+		return SealInfo{}, err
+	}
+	info, err := DecodeSealInfo(data)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "seal record of segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	return info, nil
+}
+
+// OpenCursor implements Backend.
+func (b *FileBackend) OpenCursor(ref Ref) Cursor {
+	return &fileCursor{b: b, ref: ref, limit: -1}
+}
+
+type fileCursor struct {
+	b     *FileBackend
+	ref   Ref
+	f     *os.File
+	off   int64
+	next  int64
+	limit int64
+}
+
+func (c *fileCursor) SetLimit(blocks int64) { c.limit = blocks }
+
+// Skip is a hint; a file is read from its start.
+func (c *fileCursor) Skip(int64) {}
+
+func (c *fileCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) {
+	if c.limit >= 0 && c.next >= c.limit {
+		return BlockHeader{}, nil, ErrEndOfSegment
+	}
+	// Past the sealed block count nothing is missing: a short or invalid
+	// block there is corruption. Before the seal it may be a write in
+	// progress.
+	notYet := func(what string) (BlockHeader, [][]byte, error) {
+		if c.limit >= 0 {
+			return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt, "segment %d of log %d, block %d at offset %d: %s",
+				c.ref.SegmentID, c.ref.LogID, c.next, c.off, what)
+		}
+		return BlockHeader{}, nil, ErrNoBlockYet
+	}
+	if c.f == nil {
+		f, err := os.Open(c.b.segPath(c.ref))
+		if errors.Is(err, os.ErrNotExist) {
+			return notYet("segment file is missing")
+		}
+		if err != nil {
+			return BlockHeader{}, nil, errors.Wrapf(err, "open segment %d of log %d", c.ref.SegmentID, c.ref.LogID)
+		}
+		c.f = f
+	}
+	head := make([]byte, BlockHeaderSize)
+	if _, err := c.f.ReadAt(head, c.off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return notYet("file ends")
+		}
+		return BlockHeader{}, nil, errors.Wrapf(err, "read %s", c.f.Name())
+	}
+	h, err := DecodeBlockHeader(head)
+	if err != nil {
+		return notYet(err.Error())
+	}
+	data := make([]byte, BlockSize(h))
+	if _, err := c.f.ReadAt(data, c.off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return notYet("file ends inside the block")
+		}
+		return BlockHeader{}, nil, errors.Wrapf(err, "read %s", c.f.Name())
+	}
+	h, entries, err := DecodeBlock(data)
+	if err != nil {
+		return notYet(err.Error())
+	}
+	if h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next {
+		return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt, "%s at offset %d: block claims log %d segment %d block %d",
+			c.f.Name(), c.off, h.LogID, h.SegmentID, h.BlockNo)
+	}
+	if c.limit < 0 {
+		// A block read after the segment was fenced may lie beyond the
+		// seal recovery is about to write: wait for the seal instead.
+		if fenced, err := c.b.fenced(ctx, c.ref); err != nil || fenced {
+			if err != nil {
+				return BlockHeader{}, nil, err
+			}
+			return BlockHeader{}, nil, ErrNoBlockYet
+		}
+	}
+	c.off += int64(len(data))
+	c.next++
+	return h, entries, nil
+}
+
+func (c *fileCursor) Close() error {
+	if c.f != nil {
+		return c.f.Close()
+	}
+	return nil
+}
+
+// createOnce creates key holding data in store. A retry after a lost
+// response finds its own earlier write and succeeds; any other content
+// means a newer writer got there first.
+func createOnce(ctx context.Context, store objstore.Store, key string, data []byte) error {
+	err := store.Put(ctx, key, data, objstore.PutOptions{IfNotExists: true})
+	if !errors.Is(err, objstore.ErrAlreadyExists) {
+		return err
+	}
+	got, gerr := store.Get(ctx, key)
+	if gerr != nil {
+		return errors.Wrapf(gerr, "check existing object %s", key)
+	}
+	if string(got) == string(data) {
+		return nil
+	}
+	what := "another writer's data"
+	if IsFence(got) {
+		what = "a fence"
+	}
+	return errors.Wrapf(walerr.ErrFenced, "object %s holds %s", key, what)
+}

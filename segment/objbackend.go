@@ -1,0 +1,323 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/errors"
+
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+)
+
+// ObjectBackend keeps each segment as a run of block objects, one per
+// upload, written create-only, followed by a seal record object. It is safe
+// for concurrent use.
+type ObjectBackend struct {
+	store    objstore.Store
+	root     string
+	parallel int
+	prefetch int
+}
+
+// NewObjectBackend stores segments in store under root. parallel bounds a
+// writer's concurrent uploads; prefetch bounds a reader's concurrent block
+// reads of a sealed segment.
+func NewObjectBackend(store objstore.Store, root string, parallel, prefetch int) *ObjectBackend {
+	return &ObjectBackend{store: store, root: root, parallel: max(parallel, 1), prefetch: max(prefetch, 1)}
+}
+
+// Parallel implements Backend.
+func (b *ObjectBackend) Parallel() int { return b.parallel }
+
+// Describe implements Backend.
+func (b *ObjectBackend) Describe() string { return fmt.Sprintf("object store at %q", b.root) }
+
+// Store returns the underlying object store.
+func (b *ObjectBackend) Store() objstore.Store { return b.store }
+
+// CreateSink implements Backend. Objects need no preparation.
+func (b *ObjectBackend) CreateSink(ctx context.Context, ref Ref, epoch int64) (Sink, error) {
+	return &objectSink{b: b, ref: ref}, nil
+}
+
+type objectSink struct {
+	b   *ObjectBackend
+	ref Ref
+}
+
+func (s *objectSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) error {
+	key := BlockKey(s.b.root, s.ref.LogID, s.ref.SegmentID, blockNo)
+	return createOnce(ctx, s.b.store, key, block)
+}
+
+func (s *objectSink) WriteSeal(ctx context.Context, info SealInfo, record []byte) error {
+	return createOnce(ctx, s.b.store, SealKey(s.b.root, s.ref.LogID, s.ref.SegmentID), record)
+}
+
+func (s *objectSink) Close() error { return nil }
+
+// isFenceSize tells fence objects from blocks in a listing: every block is
+// larger than a block header, every fence is smaller.
+func isFenceSize(size int64) bool { return size < BlockHeaderSize }
+
+// Recover implements Backend: one listing (a page per 1000 blocks), one
+// create-only fence, one range read of the last block's header and one seal
+// write, whatever the block count.
+func (b *ObjectBackend) Recover(ctx context.Context, ref Ref, epoch int64) (SealInfo, error) {
+	sealKey := SealKey(b.root, ref.LogID, ref.SegmentID)
+	if info, err := b.readSeal(ctx, ref); err == nil {
+		return info, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, err
+	}
+	prefix := SegmentPrefix(b.root, ref.LogID, ref.SegmentID) + blockNamePrefix
+	var (
+		next       int64 // first slot not known to hold a block
+		size       int64
+		startAfter string
+	)
+	for {
+		gap, err := b.scanBlocks(ctx, prefix, startAfter, &next, &size)
+		if err != nil {
+			return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: list blocks", ref.SegmentID, ref.LogID)
+		}
+		if gap == gapFence {
+			break
+		}
+		// Fence the first free slot. If a block landed there meanwhile, it
+		// belongs to the segment: count it and look further.
+		key := BlockKey(b.root, ref.LogID, ref.SegmentID, next)
+		fence := EncodeFence(FenceInfo{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: next, Epoch: epoch})
+		err = b.store.Put(ctx, key, fence, objstore.PutOptions{IfNotExists: true})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, objstore.ErrAlreadyExists) {
+			return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: fence slot %d", ref.SegmentID, ref.LogID, next)
+		}
+		startAfter = BlockKey(b.root, ref.LogID, ref.SegmentID, next-1)
+		if next == 0 {
+			startAfter = ""
+		}
+	}
+	info, err := b.lastEntry(ctx, ref, next, size)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	rec, err := EncodeSealInfo(ref.LogID, ref.SegmentID, epoch, info)
+	if err != nil {
+		return SealInfo{}, err
+	}
+	err = b.store.Put(ctx, sealKey, rec, objstore.PutOptions{IfNotExists: true})
+	if errors.Is(err, objstore.ErrAlreadyExists) {
+		// A concurrent recovery sealed it first; its seal stands.
+		return b.readSeal(ctx, ref)
+	}
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: write seal", ref.SegmentID, ref.LogID)
+	}
+	return info, nil
+}
+
+// lastEntry completes a SealInfo for blocks 0..blocks-1 by reading the
+// header of the last one.
+func (b *ObjectBackend) lastEntry(ctx context.Context, ref Ref, blocks, size int64) (SealInfo, error) {
+	info := SealInfo{LastEntry: -1, Blocks: blocks, Bytes: size}
+	if blocks == 0 {
+		return info, nil
+	}
+	key := BlockKey(b.root, ref.LogID, ref.SegmentID, blocks-1)
+	head, err := b.store.GetRange(ctx, key, 0, BlockHeaderSize)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "read the header of block %s", key)
+	}
+	h, err := DecodeBlockHeader(head)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "block %s", key)
+	}
+	info.LastEntry = h.NextEntry() - 1
+	return info, nil
+}
+
+// Scan implements Backend.
+func (b *ObjectBackend) Scan(ctx context.Context, ref Ref) (SealInfo, error) {
+	if info, err := b.readSeal(ctx, ref); err == nil {
+		return info, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, err
+	}
+	var next, size int64
+	prefix := SegmentPrefix(b.root, ref.LogID, ref.SegmentID) + blockNamePrefix
+	if _, err := b.scanBlocks(ctx, prefix, "", &next, &size); err != nil {
+		return SealInfo{}, errors.Wrapf(err, "scan segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	return b.lastEntry(ctx, ref, next, size)
+}
+
+type gapKind int
+
+const (
+	gapMissing gapKind = iota // the slot is free
+	gapFence                  // the slot holds a fence
+)
+
+// scanBlocks lists block keys after startAfter and advances next over the
+// contiguous run of blocks, adding their sizes. It stops at the first free
+// slot or fence.
+func (b *ObjectBackend) scanBlocks(ctx context.Context, prefix, startAfter string, next, size *int64) (gapKind, error) {
+	for {
+		page, err := b.store.List(ctx, prefix, startAfter, 0)
+		if err != nil {
+			return 0, err
+		}
+		for _, obj := range page.Objects {
+			no, ok := ParseBlockName(strings.TrimPrefix(obj.Key, prefix[:len(prefix)-len(blockNamePrefix)]))
+			if !ok {
+				continue
+			}
+			if no != *next {
+				return gapMissing, nil
+			}
+			if isFenceSize(obj.Size) {
+				return gapFence, nil
+			}
+			*next++
+			*size += obj.Size
+		}
+		if !page.More || len(page.Objects) == 0 {
+			return gapMissing, nil
+		}
+		startAfter = page.Objects[len(page.Objects)-1].Key
+	}
+}
+
+func (b *ObjectBackend) readSeal(ctx context.Context, ref Ref) (SealInfo, error) {
+	data, err := b.store.Get(ctx, SealKey(b.root, ref.LogID, ref.SegmentID))
+	if err != nil {
+		return SealInfo{}, err
+	}
+	info, err := DecodeSealInfo(data)
+	if err != nil {
+		return SealInfo{}, errors.Wrapf(err, "seal record of segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	return info, nil
+}
+
+// OpenCursor implements Backend.
+func (b *ObjectBackend) OpenCursor(ref Ref) Cursor {
+	return &objectCursor{b: b, ref: ref, limit: -1}
+}
+
+// objectCursor reads block objects in order. Once the block count is known
+// (SetLimit), it reads up to prefetch blocks ahead in parallel.
+type objectCursor struct {
+	b     *ObjectBackend
+	ref   Ref
+	next  int64
+	limit int64 // block count of a sealed segment, -1 while unknown
+
+	mu       sync.Mutex
+	ahead    []*fetch // fetches for next, next+1, ...
+	cancel   context.CancelFunc
+	fetchCtx context.Context
+	wg       sync.WaitGroup
+}
+
+type fetch struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// SetLimit tells the cursor the segment holds exactly blocks blocks,
+// enabling prefetch.
+func (c *objectCursor) SetLimit(blocks int64) { c.limit = blocks }
+
+func (c *objectCursor) Skip(blockNo int64) {
+	c.dropAhead()
+	c.next = blockNo
+}
+
+func (c *objectCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) {
+	if c.limit >= 0 && c.next >= c.limit {
+		return BlockHeader{}, nil, ErrEndOfSegment
+	}
+	var data []byte
+	var err error
+	if c.limit >= 0 && c.b.prefetch > 1 {
+		data, err = c.prefetched(ctx)
+	} else {
+		data, err = c.b.store.Get(ctx, BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next))
+	}
+	key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		if c.limit >= 0 {
+			return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt, "block %s of a sealed segment is missing", key)
+		}
+		return BlockHeader{}, nil, ErrNoBlockYet
+	case err != nil:
+		return BlockHeader{}, nil, errors.Wrapf(err, "read block %s", key)
+	case IsFence(data):
+		return BlockHeader{}, nil, ErrEndOfSegment
+	}
+	h, entries, err := DecodeBlock(data)
+	if err != nil {
+		return BlockHeader{}, nil, errors.Wrapf(err, "block %s", key)
+	}
+	if h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next {
+		return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt,
+			"block %s claims log %d segment %d block %d", key, h.LogID, h.SegmentID, h.BlockNo)
+	}
+	c.next++
+	return h, entries, nil
+}
+
+// prefetched returns block next, keeping up to prefetch fetches in flight.
+func (c *objectCursor) prefetched(ctx context.Context) ([]byte, error) {
+	c.mu.Lock()
+	if c.fetchCtx == nil {
+		c.fetchCtx, c.cancel = context.WithCancel(context.Background())
+	}
+	for n := int64(len(c.ahead)); n < int64(c.b.prefetch) && c.next+n < c.limit; n++ {
+		f := &fetch{done: make(chan struct{})}
+		key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next+n)
+		c.ahead = append(c.ahead, f)
+		c.wg.Add(1)
+		go func(fctx context.Context) {
+			defer c.wg.Done()
+			defer close(f.done)
+			f.data, f.err = c.b.store.Get(fctx, key)
+		}(c.fetchCtx)
+	}
+	f := c.ahead[0]
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	c.ahead = c.ahead[1:]
+	c.mu.Unlock()
+	return f.data, f.err
+}
+
+func (c *objectCursor) dropAhead() {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.ahead, c.fetchCtx, c.cancel = nil, nil, nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.wg.Wait()
+}
+
+func (c *objectCursor) Close() error {
+	c.dropAhead()
+	return nil
+}
