@@ -261,7 +261,6 @@ func (w *Writer) unstartedLocked() int {
 	return n
 }
 
-
 func (w *Writer) cutLocked() {
 	if w.timer != nil {
 		w.timer.Stop()

@@ -89,7 +89,9 @@ func openLog(t *testing.T, c *woodpecker.Client, name string) *woodpecker.Log {
 	return l
 }
 
-func payload(i int) []byte { return []byte(fmt.Sprintf("entry-%06d-%s", i, bytes.Repeat([]byte{'x'}, i%97))) }
+func payload(i int) []byte {
+	return []byte(fmt.Sprintf("entry-%06d-%s", i, bytes.Repeat([]byte{'x'}, i%97)))
+}
 
 // readN reads n entries and fails the test on any error.
 func readN(t *testing.T, r *woodpecker.Reader, n int) []woodpecker.Entry {
@@ -122,7 +124,7 @@ func TestAppendAndReadBack(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			c := newClient(t, b, func(cfg *options.Config) {
 				cfg.Writer.MaxBlockBytes = 4 << 10 // many blocks
-				cfg.Writer.RollMaxBlocks = 7        // several segments
+				cfg.Writer.RollMaxBlocks = 7       // several segments
 			})
 			l := openLog(t, c, "orders")
 			ctx := context.Background()
