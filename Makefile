@@ -1,0 +1,54 @@
+# Woodpecker. `make test` is the one command a fresh machine needs: it builds
+# the test servers once (make tools) and runs every test against them.
+
+GO ?= go
+# How long each benchmark runs; LONG=1 also runs the long benchmarks
+# (those that check WOODPECKER_BENCH_LONG).
+BENCHTIME ?= 1s
+BENCH ?= .
+LONG ?= 0
+
+# Nested Go modules (built, vetted and tested like the root one).
+MILVUS_MOD := $(wildcard adaptor/milvus/go.mod)
+
+.PHONY: all tools build test lint bench clean clean-tools
+
+all: build
+
+## tools: build MinIO, versitygw, etcd and staticcheck once into .tools/
+tools:
+	bash scripts/tools.sh
+
+## build: compile every package, and bin/woodpecker once cmd/woodpecker exists
+build:
+	$(GO) build ./...
+ifneq ($(wildcard cmd/woodpecker/*.go),)
+	$(GO) build -o bin/woodpecker ./cmd/woodpecker
+endif
+ifneq ($(MILVUS_MOD),)
+	cd adaptor/milvus && $(GO) build ./...
+endif
+
+## test: run all tests with -race against real MinIO and etcd (see README)
+test: tools
+	bash scripts/test.sh
+
+## lint: go vet and staticcheck
+lint:
+	bash scripts/tools.sh staticcheck
+	$(GO) vet ./...
+	"$$(bash scripts/tools.sh --path staticcheck)" ./...
+ifneq ($(MILVUS_MOD),)
+	cd adaptor/milvus && $(GO) vet ./... && "$$(bash ../../scripts/tools.sh --path staticcheck)" ./...
+endif
+
+## bench: run benchmarks (no tests) against real servers
+bench: tools
+	WOODPECKER_BENCH_LONG=$(LONG) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCHTIME) -benchmem -timeout 60m ./...
+
+clean:
+	rm -rf bin .run
+
+## clean-tools: remove the cached server binaries (rebuilding takes minutes)
+clean-tools:
+	rm -rf "$${WOODPECKER_TOOLS_DIR:-.tools}"
