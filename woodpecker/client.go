@@ -61,6 +61,7 @@ type Client struct {
 	logger  *zap.Logger
 
 	ownEtcd   *clientv3.Client
+	ownStore  closableStore
 	weakFence error // set when the store cannot fence and config requires it
 
 	mu     sync.Mutex
@@ -134,13 +135,15 @@ func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
 		return nil
 	}
 	if store == nil {
-		var err error
-		if store, err = openObjectStore(ctx, c.cfg.Storage); err != nil {
+		own, err := openObjectStore(ctx, c.cfg.Storage)
+		if err != nil {
 			return err
 		}
+		c.ownStore, store = own, own
 	}
 	if err := objstore.ProbeConditionalWrite(ctx, store); err != nil {
 		if !errors.Is(err, objstore.ErrConditionalWriteUnsupported) {
+			c.closeStore()
 			return errors.Wrap(err, "probe object store")
 		}
 		if c.cfg.Storage.Fencing.ConditionalWrite != options.ConditionalWriteAllowEtcdOnly {
@@ -152,6 +155,12 @@ func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
 	}
 	c.backend = segment.NewObjectBackend(store, "", c.cfg.Writer.MaxInflightUploads, c.cfg.Reader.PrefetchBlocks)
 	return nil
+}
+
+func (c *Client) closeStore() {
+	if c.ownStore != nil {
+		_ = c.ownStore.Close()
+	}
 }
 
 func (c *Client) closeEtcd() {
@@ -237,6 +246,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.closeStore()
 	c.closeEtcd()
 	return nil
 }

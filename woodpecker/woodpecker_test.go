@@ -451,3 +451,51 @@ func TestStoreWithoutConditionalWrites(t *testing.T) {
 }
 
 var _ objstore.Store = (*memstore.Store)(nil)
+
+// TestStorageFromConfig builds clients the way users do, from the storage
+// section alone, for both S3 client libraries against MinIO.
+func TestStorageFromConfig(t *testing.T) {
+	for _, typ := range []options.StorageType{options.StorageMinIO, options.StorageS3} {
+		t.Run(string(typ), func(t *testing.T) {
+			s3 := testenv.MinIO(t)
+			c := newClient(t, backend{name: string(typ), setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
+				cfg.Storage = options.Default().Storage
+				cfg.Storage.Type = typ
+				cfg.Storage.Endpoint = s3.Endpoint
+				cfg.Storage.AccessKey, cfg.Storage.SecretKey = s3.AccessKey, s3.SecretKey
+				cfg.Storage.Bucket = testenv.NewBucket(t, s3)
+				cfg.Storage.Region = s3.Region
+				cfg.Storage.UseSSL = s3.Secure
+				return nil
+			}}, nil)
+			l := openLog(t, c, "from-config")
+			ctx := context.Background()
+			w, err := l.OpenWriter(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if _, err := w.Append(ctx, payload(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range readN(t, mustReader(t, l, woodpecker.Earliest()), 20) {
+				if !bytes.Equal(e.Payload, payload(i)) {
+					t.Fatalf("entry %d: %q", i, e.Payload)
+				}
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		cfg := options.Default()
+		cfg.Storage.Endpoint = "127.0.0.1:1" // nothing listens there
+		cfg.Storage.RequestTimeout = 2 * time.Second
+		_, err := woodpecker.New(context.Background(), cfg, woodpecker.WithEtcdClient(testenv.Etcd(t)))
+		if err == nil {
+			t.Fatal("New succeeded against an unreachable object store")
+		}
+	})
+}
