@@ -171,6 +171,11 @@ type Stats struct {
 	// SealedBytes and SealedEntries count what sealed segments hold.
 	SealedBytes   int64
 	SealedEntries int64
+	// First and Last are the ids of the first entry a reader from Earliest
+	// gets and of the last durable entry, valid when NonEmpty. Last
+	// includes entries of an open segment, found by reading its tail.
+	First, Last EntryID
+	NonEmpty    bool
 }
 
 // Stats reads the log's metadata.
@@ -194,7 +199,40 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 		}
 		st.Segments = append(st.Segments, si)
 	}
-	return st, nil
+	return st, l.findEnds(ctx, segs, &st)
+}
+
+// findEnds fills st.First and st.Last.
+func (l *Log) findEnds(ctx context.Context, segs []meta.SegmentMeta, st *Stats) error {
+	var first, last *EntryID
+	for _, sm := range segs {
+		lastEntry := sm.LastEntry
+		if sm.State == meta.SegmentOpen {
+			info, err := l.c.backend.Scan(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID})
+			if err != nil {
+				return errors.Wrapf(err, "stats of log %q: scan open segment %d", l.info.Name, sm.ID)
+			}
+			lastEntry = info.LastEntry
+		}
+		if lastEntry < 0 {
+			continue
+		}
+		lo, hi := EntryID{Segment: sm.ID}, EntryID{Segment: sm.ID, Entry: lastEntry}
+		if st.Truncated && hi.Less(st.Truncation) {
+			continue
+		}
+		if st.Truncated && lo.Less(st.Truncation) {
+			lo = st.Truncation
+		}
+		if first == nil {
+			first = &lo
+		}
+		last = &hi
+	}
+	if first != nil {
+		st.First, st.Last, st.NonEmpty = *first, *last, true
+	}
+	return nil
 }
 
 // Writer appends to a log. It is safe for concurrent use: appends from

@@ -172,6 +172,9 @@ func TestAppendAndReadBack(t *testing.T) {
 			if len(st.Segments) < 2 || st.SealedEntries != n {
 				t.Fatalf("stats: %d segments, %d sealed entries; want several segments and %d entries", len(st.Segments), st.SealedEntries, n)
 			}
+			if !st.NonEmpty || st.First != ids[0] || st.Last != ids[n-1] {
+				t.Fatalf("stats: first %v last %v (non-empty %v), want %v and %v", st.First, st.Last, st.NonEmpty, ids[0], ids[n-1])
+			}
 			// Start positions in the middle.
 			mid := ids[n/2]
 			if e := readN(t, mustReader(t, l, woodpecker.At(mid)), 1)[0]; e.ID != mid {
