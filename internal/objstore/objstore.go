@@ -6,6 +6,16 @@
 // the whole design: a block slot, once written, can never be overwritten, so a
 // zombie writer whose slot was taken by recovery learns it at once. Backends
 // must make them atomic; ProbeConditionalWrite tells whether a store does.
+//
+// Outcomes: a Put that returns nil is durable. ErrAlreadyExists from a
+// create-only Put means the key was taken: backends never retry a
+// create-only request that may have reached the store, because the retry
+// would find the key taken by the very put being retried. Any other error
+// from a Put is an unknown outcome: the object may or may not have landed.
+//
+// Backends: s3store (minio-go), awss3 (aws-sdk-go-v2), localfs (a
+// directory), memstore (in memory, with fault injection). Package
+// conformance is the test suite they all pass.
 package objstore
 
 import (
