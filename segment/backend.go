@@ -79,6 +79,25 @@ type Cursor interface {
 	Close() error
 }
 
+// GenerationCursor is implemented by cursors of backends whose sealed
+// segments compaction can rewrite (see compact.go). A cursor reads
+// generation 0 (the writer's blocks) unless told otherwise; when an object
+// of the generation it reads is gone, it moves to the newest generation by
+// itself, at the block it was about to read.
+type GenerationCursor interface {
+	Cursor
+	// UseGeneration makes the cursor read the sealed segment's layout of
+	// generation gen. Call it after SetLimit and before the first Next.
+	UseGeneration(gen int64)
+}
+
+// ErrObjectMissing marks a cursor error for an object of a sealed segment
+// that is not in storage, with no newer layout to read instead: garbage
+// collection deleted the segment, or data was lost. Such errors also wrap
+// walerr.ErrCorrupt; callers that know the log's garbage-collection floor
+// tell the two apart.
+var ErrObjectMissing = errors.New("object of a sealed segment is missing")
+
 // Cursor outcomes that are not failures.
 var (
 	// ErrNoBlockYet: the next block does not exist at this moment; a

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,21 +20,33 @@ import (
 
 var updateCodecGolden = flag.Bool("update-codec-golden", false, "rewrite segment/testdata golden encodings")
 
-// testEntries returns n deterministic entries of the given size; compressible
-// ones repeat a short pattern with some noise, the others are random.
+// testWords is the vocabulary of compressible test entries: text made of
+// random words compresses about as well as typical log records.
+var testWords = strings.Fields(`insert delete upsert collection partition segment vector
+	float int64 varchar json primary key timestamp channel shard replica flush seal compact
+	index query search limit offset filter expr output fields dim metric type nlist nprobe
+	woodpecker log entry block epoch writer reader append truncate recover fence`)
+
+// testEntries returns n deterministic entries of the given size:
+// compressible ones are random words and numbers, the others random bytes.
 func testEntries(seed uint64, n, size int, compressible bool) [][]byte {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	out := make([][]byte, n)
 	for i := range out {
-		e := make([]byte, size)
-		for j := range e {
-			if compressible && rng.IntN(8) != 0 {
-				e[j] = "woodpecker log entry "[j%21]
-			} else {
-				e[j] = byte(rng.Uint32())
+		e := make([]byte, 0, size+32)
+		for len(e) < size {
+			if !compressible {
+				e = append(e, byte(rng.Uint32()))
+				continue
+			}
+			e = append(e, testWords[rng.IntN(len(testWords))]...)
+			e = append(e, ' ')
+			if rng.IntN(4) == 0 {
+				e = strconv.AppendInt(e, rng.Int64N(1e6), 10)
+				e = append(e, ' ')
 			}
 		}
-		out[i] = e
+		out[i] = e[:size]
 	}
 	return out
 }

@@ -40,6 +40,11 @@ func NewFileBackend(ctx context.Context, dir string) (*FileBackend, error) {
 	return &FileBackend{dir: small.Root(), small: small}, nil
 }
 
+// Store returns the local store holding the backend's files, keyed
+// "<logID>/<segmentID, 19 digits>.<seg|fence|seal>", for garbage
+// collection.
+func (b *FileBackend) Store() objstore.Store { return b.small }
+
 // Parallel implements Backend: blocks are appended one at a time.
 func (b *FileBackend) Parallel() int { return 1 }
 

@@ -148,7 +148,9 @@ func ParseBlockKey(key string) (logID, segmentID, blockNo int64, ok bool) {
 //	magic "WPFN" | version u8 (1) | reserved 3 bytes (0) |
 //	logID i64 | segmentID i64 | blockNo i64 | epoch i64 | CRC32C u32 of the bytes before
 const (
-	// FenceSize is the encoded size of a fence object.
+	// FenceSize is the encoded size of a fence object. It is smaller than
+	// any block (at least BlockHeaderSize+BlockTrailerSize+1 bytes), so a
+	// listing tells fences from blocks by size alone.
 	FenceSize    = 44
 	fenceVersion = 1
 )
@@ -165,7 +167,8 @@ type FenceInfo struct {
 }
 
 // EncodeFence returns the fence object for f, a new slice of FenceSize
-// bytes.
+// bytes. Any field values are accepted (a local-file fence may use BlockNo
+// -1) and DecodeFence returns them unchanged.
 func EncodeFence(f FenceInfo) []byte {
 	b := make([]byte, FenceSize)
 	copy(b, fenceMagic[:])

@@ -121,7 +121,7 @@ func TestParseBlockKeyRejects(t *testing.T) {
 }
 
 func TestFenceRoundTrip(t *testing.T) {
-	for _, f := range []FenceInfo{{}, {1, 2, 3, 4}, {math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}} {
+	for _, f := range []FenceInfo{{}, {1, 2, 3, 4}, {1, 2, -1, 4}, {math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}} {
 		b := EncodeFence(f)
 		if len(b) != FenceSize || !IsFence(b) {
 			t.Fatalf("EncodeFence(%+v) = %x", f, b)
@@ -131,7 +131,13 @@ func TestFenceRoundTrip(t *testing.T) {
 			t.Fatalf("DecodeFence = %+v, %v; want %+v", got, err, f)
 		}
 	}
-	block := mustEncodeBlock(t, testHeader(), [][]byte{{1}}, CompressionNone)
+	if FenceSize >= BlockHeaderSize+BlockTrailerSize+1 {
+		t.Fatalf("a fence (%d bytes) is not smaller than the smallest block", FenceSize)
+	}
+	block := mustEncodeBlock(t, testHeader(), [][]byte{{}}, CompressionNone)
+	if int64(len(block)) != BlockHeaderSize+BlockTrailerSize+1 {
+		t.Fatalf("smallest block is %d bytes", len(block))
+	}
 	if IsFence(block) || IsFence(nil) || IsFence([]byte("WPF")) {
 		t.Fatal("IsFence accepts a non-fence")
 	}

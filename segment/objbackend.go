@@ -38,6 +38,9 @@ func (b *ObjectBackend) Describe() string { return fmt.Sprintf("object store at 
 // Store returns the underlying object store.
 func (b *ObjectBackend) Store() objstore.Store { return b.store }
 
+// Root returns the key prefix under which the backend keeps segments.
+func (b *ObjectBackend) Root() string { return b.root }
+
 // CreateSink implements Backend. Objects need no preparation.
 func (b *ObjectBackend) CreateSink(ctx context.Context, ref Ref, epoch int64) (Sink, error) {
 	return &objectSink{b: b, ref: ref}, nil
@@ -217,7 +220,9 @@ type objectCursor struct {
 	b     *ObjectBackend
 	ref   Ref
 	next  int64
-	limit int64 // block count of a sealed segment, -1 while unknown
+	limit int64        // block count of a sealed segment, -1 while unknown
+	gen   int64        // layout generation read (compact.go); 0: the writer's blocks
+	lay   *layoutState // position in a layout of generation > 0
 
 	mu       sync.Mutex
 	ahead    []*fetch // fetches for next, next+1, ...
@@ -245,6 +250,9 @@ func (c *objectCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) 
 	if c.limit >= 0 && c.next >= c.limit {
 		return BlockHeader{}, nil, ErrEndOfSegment
 	}
+	if c.gen > 0 {
+		return c.nextInLayout(ctx)
+	}
 	var data []byte
 	var err error
 	if c.limit >= 0 && c.b.prefetch > 1 {
@@ -256,21 +264,30 @@ func (c *objectCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) 
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 		if c.limit >= 0 {
-			return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt, "block %s of a sealed segment is missing", key)
+			// Compaction may have replaced it (compact.go).
+			return c.relayout(ctx, key)
 		}
 		return BlockHeader{}, nil, ErrNoBlockYet
 	case err != nil:
+		// The prefetch window is aligned to c.next, which does not move:
+		// drop it so the next call reads this block again.
+		c.dropAhead()
 		return BlockHeader{}, nil, errors.Wrapf(err, "read block %s", key)
+	case IsFence(data) && c.limit >= 0:
+		c.dropAhead()
+		return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt,
+			"block %s of a sealed segment of %d blocks is a fence object", key, c.limit)
 	case IsFence(data):
 		return BlockHeader{}, nil, ErrEndOfSegment
 	}
 	h, entries, err := DecodeBlock(data)
-	if err != nil {
-		return BlockHeader{}, nil, errors.Wrapf(err, "block %s", key)
+	if err == nil && (h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next) {
+		err = errors.Wrapf(walerr.ErrCorrupt, "claims log %d segment %d block %d", h.LogID, h.SegmentID, h.BlockNo)
 	}
-	if h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next {
-		return BlockHeader{}, nil, errors.Wrapf(walerr.ErrCorrupt,
-			"block %s claims log %d segment %d block %d", key, h.LogID, h.SegmentID, h.BlockNo)
+	if err != nil {
+		c.dropAhead()
+		return BlockHeader{}, nil, errors.Wrapf(err, "log %d segment %d block %d (object %s)",
+			c.ref.LogID, c.ref.SegmentID, c.next, key)
 	}
 	c.next++
 	return h, entries, nil
@@ -310,6 +327,9 @@ func (c *objectCursor) dropAhead() {
 	c.mu.Lock()
 	cancel := c.cancel
 	c.ahead, c.fetchCtx, c.cancel = nil, nil, nil
+	if c.lay != nil {
+		c.lay.ahead, c.lay.aIdx = nil, -1
+	}
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()

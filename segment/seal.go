@@ -48,7 +48,8 @@ type SealRecord struct {
 	Epoch int64
 	// LastEntry is the segment's last entry id, -1 when it holds none.
 	LastEntry int64
-	// EntryCount is the number of entries: the sum of the objects' counts.
+	// EntryCount is the number of entries: the sum of the objects' counts,
+	// or LastEntry+1 in a record without an index (see BlockCount).
 	EntryCount int64
 	// TotalBytes is the total payload size of the entries (not counting
 	// framing), for statistics.
@@ -91,6 +92,9 @@ func (r *SealRecord) validate() string {
 		// No index: entries 0..LastEntry in BlockCount blocks.
 		if r.LastEntry < 0 || r.EntryCount != r.LastEntry+1 || r.EntryCount < r.BlockCount {
 			return fmt.Sprintf("%d blocks but entry count %d and last entry %d", r.BlockCount, r.EntryCount, r.LastEntry)
+		}
+		if r.FenceBlockNo >= 0 && r.BlockCount > r.FenceBlockNo {
+			return fmt.Sprintf("%d blocks reach the fence at block %d", r.BlockCount, r.FenceBlockNo)
 		}
 		return ""
 	}

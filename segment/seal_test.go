@@ -45,6 +45,8 @@ func TestSealRoundTrip(t *testing.T) {
 			LogID: 1, SegmentID: 2, LastEntry: 104, EntryCount: 5, FenceBlockNo: -1,
 			Objects: []SealObject{{Name: "c-0000000000000000100", FirstEntry: 100, Count: 5, Size: 1}},
 		}},
+		{"index-less", SealRecord{LogID: 1, SegmentID: 2, Epoch: 3, LastEntry: 99, EntryCount: 100, TotalBytes: 5000, FenceBlockNo: -1, BlockCount: 10}},
+		{"index-less fenced", SealRecord{LogID: 1, SegmentID: 2, Epoch: 3, LastEntry: 9, EntryCount: 10, FenceBlockNo: 10, BlockCount: 10}},
 		{"huge values", SealRecord{
 			LogID: math.MaxInt64, SegmentID: math.MaxInt64, Epoch: math.MaxInt64,
 			LastEntry: math.MaxInt64 - 1, EntryCount: math.MaxUint32, TotalBytes: math.MaxInt64, FenceBlockNo: math.MaxInt64,
@@ -107,6 +109,12 @@ func TestEncodeSealRejects(t *testing.T) {
 		{"count wrong", mod(func(r *SealRecord) { r.EntryCount = 11 }), "entry count 11, but the objects hold 10"},
 		{"last entry wrong", mod(func(r *SealRecord) { r.LastEntry = 10 }), "last entry 10, but the objects end at 9"},
 		{"block at fence", mod(func(r *SealRecord) { r.FenceBlockNo = 2 }), "at or above the fence"},
+		{"negative block count", SealRecord{LastEntry: -1, FenceBlockNo: -1, BlockCount: -1}, "block count -1"},
+		{"block count and index", mod(func(r *SealRecord) { r.BlockCount = 3 }), "block count 3 with 3 indexed objects"},
+		{"blocks without entries", SealRecord{LastEntry: -1, FenceBlockNo: -1, BlockCount: 2}, "2 blocks but entry count 0"},
+		{"fewer entries than blocks", SealRecord{LastEntry: 0, EntryCount: 1, FenceBlockNo: -1, BlockCount: 2}, "2 blocks but entry count 1"},
+		{"index-less count wrong", SealRecord{LastEntry: 9, EntryCount: 9, FenceBlockNo: -1, BlockCount: 2}, "entry count 9 and last entry 9"},
+		{"index-less blocks reach fence", SealRecord{LastEntry: 9, EntryCount: 10, FenceBlockNo: 1, BlockCount: 2}, "reach the fence"},
 		{"overflow", SealRecord{LastEntry: 0, FenceBlockNo: -1, Objects: []SealObject{
 			{Name: "a", FirstEntry: math.MaxInt64, Count: 1, Size: 1}}}, "overflow"},
 	}
@@ -158,6 +166,7 @@ func TestDecodeSealCorruption(t *testing.T) {
 		{"name length malformed", edit(func(b []byte) []byte {
 			return slices.Concat(b[:firstObj], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, b[firstObj+1:])
 		}), "malformed"},
+		{"block count with index", edit(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[64:], 1); return b }), "block count 1 with 3 indexed objects"},
 		{"count inconsistent", edit(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[40:], 3); return b }), "entry count 3"},
 		{"last entry inconsistent", edit(func(b []byte) []byte { binary.LittleEndian.PutUint64(b[32:], 3); return b }), "last entry 3"},
 		{"object entries not contiguous", edit(func(b []byte) []byte {

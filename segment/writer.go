@@ -3,6 +3,7 @@ package segment
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -87,6 +88,9 @@ type block struct {
 	weight  int64 // budget held by the entries
 	size    int64 // encoded size, known after upload
 	started bool
+	// attempted is set once a write of the block was issued: from then on
+	// the block may be in storage whatever the writer hears back.
+	attempted atomic.Bool
 	done    bool
 	err     error
 }
@@ -213,7 +217,12 @@ func (w *Writer) Append(ctx context.Context, payload []byte) (seg, entry int64, 
 
 func (w *Writer) usableLocked() error {
 	if w.failed != nil {
-		return errors.Wrap(w.failed, "writer failed earlier; open a new writer")
+		// The entry was not accepted: a definite failure. Keep only the
+		// fenced identity of the cause, which tells the caller to reopen.
+		if errors.Is(w.failed, walerr.ErrFenced) {
+			return errors.Wrapf(walerr.ErrFenced, "writer failed earlier (%s); open a new writer", w.failed.Error())
+		}
+		return errors.Newf("writer failed earlier (%s); open a new writer", w.failed.Error())
 	}
 	if w.closing {
 		return errors.Wrap(walerr.ErrClosed, "writer")
@@ -325,6 +334,13 @@ func (w *Writer) startUploadsLocked() {
 		if b.started {
 			continue
 		}
+		// A segment's blocks wait until every block of the segments before
+		// it is acknowledged. Otherwise a block of segment S+1 could land
+		// while a block of S is lost, and recovery, which fences gaps within
+		// a segment, would keep an entry that follows a lost one.
+		if b.seg != w.queue[0].seg {
+			return
+		}
 		b.started = true
 		w.inflight++
 		w.wg.Add(1)
@@ -368,6 +384,17 @@ func (w *Writer) writeBlock(b *block) error {
 	}
 	b.size = int64(len(data))
 	return w.retry(func(ctx context.Context) error {
+		// Once the writer failed, issue no more writes: the block's
+		// entries were already failed, definitely if it was never written.
+		w.mu.Lock()
+		failed := w.failed
+		if failed == nil {
+			b.attempted.Store(true)
+		}
+		w.mu.Unlock()
+		if failed != nil {
+			return errors.Wrap(failed, "writer failed")
+		}
 		return b.seg.sink.WriteBlock(ctx, b.no, data)
 	}, "write block %d of segment %d of log %d", b.no, b.seg.id, w.cfg.LogID)
 }
@@ -382,6 +409,12 @@ func (w *Writer) retry(op func(context.Context) error, format string, args ...an
 		// Fenced is final; an error already marked unknown-outcome comes
 		// from a sink that cannot be retried (a failed fsync).
 		if err == nil || errors.Is(err, walerr.ErrFenced) || errors.Is(err, walerr.ErrUnknownOutcome) {
+			return err
+		}
+		w.mu.Lock()
+		failed := w.failed != nil
+		w.mu.Unlock()
+		if failed {
 			return err
 		}
 		if w.ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
@@ -402,7 +435,11 @@ func (w *Writer) resolveLocked() {
 	for len(w.queue) > 0 {
 		b := w.queue[0]
 		if w.failed == nil && b.done && b.err != nil {
-			w.failLocked(b.err)
+			var fenced *block
+			if errors.Is(b.err, walerr.ErrFenced) && !errors.Is(b.err, walerr.ErrUnknownOutcome) {
+				fenced = b
+			}
+			w.failLocked(b.err, fenced)
 			return
 		}
 		if w.failed != nil || !b.done {
@@ -429,17 +466,19 @@ func (w *Writer) resolveLocked() {
 }
 
 // failLocked fails the writer with cause: every unresolved entry fails.
-// Entries of blocks that were written, or may have been, get an error
-// marked walerr.ErrUnknownOutcome unless cause proves they can never become
-// visible.
-func (w *Writer) failLocked(cause error) {
+// fenced is the block whose own slot a newer writer fenced, when that is
+// the cause. Entries of a block whose write was issued get an error marked
+// walerr.ErrUnknownOutcome, because the block may be in storage where a
+// recovery keeps it, unless it lies above fenced in fenced's segment: a
+// fence ends its segment, so those blocks can never become visible.
+func (w *Writer) failLocked(cause error, fenced *block) {
 	w.failed = cause
-	definite := !errors.Is(cause, walerr.ErrUnknownOutcome)
 	for _, b := range w.queue {
 		err := cause
-		if b != w.queue[0] {
+		if b != fenced && b.err != cause {
 			err = errors.Wrapf(cause, "an earlier block of the log failed")
-			if b.started && !definite {
+			aboveFence := fenced != nil && b.seg == fenced.seg && b.no > fenced.no
+			if b.attempted.Load() && !aboveFence {
 				err = errors.Mark(err, walerr.ErrUnknownOutcome)
 			}
 		}
@@ -474,7 +513,7 @@ func (w *Writer) sealInBackground(seg *openSegment) {
 		if err := w.seal(seg); err != nil {
 			w.mu.Lock()
 			if w.failed == nil {
-				w.failLocked(err)
+				w.failLocked(err, nil)
 			}
 			w.mu.Unlock()
 		}
@@ -560,7 +599,7 @@ func (w *Writer) abort() {
 	w.wg.Wait()
 	w.mu.Lock()
 	if w.failed == nil {
-		w.failLocked(errors.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome))
+		w.failLocked(errors.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome), nil)
 	}
 	w.mu.Unlock()
 }

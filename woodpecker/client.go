@@ -62,7 +62,8 @@ type Client struct {
 
 	ownEtcd   *clientv3.Client
 	ownStore  closableStore
-	weakFence error // set when the store cannot fence and config requires it
+	weakFence error    // set when the store cannot fence and config requires it
+	gc        gcRunner // garbage collection (retention.go)
 
 	mu     sync.Mutex
 	closed bool
@@ -94,6 +95,13 @@ func New(ctx context.Context, cfg options.Config, opts ...Option) (*Client, erro
 	if err := c.openStorage(ctx, o); err != nil {
 		c.closeEtcd()
 		return nil, err
+	}
+	if cfg.Retention.GCEnabled {
+		if err := c.startGC(); err != nil {
+			c.closeStore()
+			c.closeEtcd()
+			return nil, errors.Wrap(err, "start garbage collection: check retention")
+		}
 	}
 	return c, nil
 }
@@ -246,6 +254,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.stopGC()
 	c.closeStore()
 	c.closeEtcd()
 	return nil

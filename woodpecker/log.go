@@ -42,13 +42,15 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "open writer on log %q", l.info.Name)
 	}
-	segs, err := l.c.meta.Segments(ctx, l.info.ID)
+	segs, floor, err := l.c.meta.SegmentsAndFloor(ctx, l.info.ID)
 	if err != nil {
 		return nil, err
 	}
-	next := int64(0)
+	// Garbage collection may have deleted every segment: never reuse the
+	// id of one it deleted.
+	next := floor
 	for _, sm := range segs {
-		next = sm.ID + 1
+		next = max(next, sm.ID+1)
 		if sm.State != meta.SegmentOpen {
 			continue
 		}
@@ -157,6 +159,14 @@ type SegmentInfo struct {
 	Bytes     int64
 	CreatedAt time.Time
 	SealedAt  time.Time
+	// Generation is the segment's compaction generation (0: never
+	// compacted), Objects the number of data objects of its layout, and
+	// CompactedAt when its last compaction was committed.
+	Generation  int64
+	Objects     int64
+	CompactedAt time.Time
+	// Deleting is set while garbage collection deletes the segment.
+	Deleting bool
 }
 
 // Stats summarises a log.
@@ -176,6 +186,8 @@ type Stats struct {
 	// includes entries of an open segment, found by reading its tail.
 	First, Last EntryID
 	NonEmpty    bool
+	// Retention and garbage collection (see retention.go).
+	RetentionStats
 }
 
 // Stats reads the log's metadata.
@@ -192,12 +204,19 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	}
 	for _, sm := range segs {
 		si := SegmentInfo{ID: sm.ID, Epoch: sm.Epoch, Sealed: sm.State == meta.SegmentSealed,
-			LastEntry: sm.LastEntry, Blocks: sm.Blocks, Bytes: sm.Bytes, CreatedAt: sm.CreatedAt, SealedAt: sm.SealedAt}
+			LastEntry: sm.LastEntry, Blocks: sm.Blocks, Bytes: sm.Bytes, CreatedAt: sm.CreatedAt, SealedAt: sm.SealedAt,
+			Generation: sm.Generation, Objects: sm.Objects, CompactedAt: sm.CompactedAt, Deleting: sm.Deleting}
+		if si.Objects == 0 {
+			si.Objects = sm.Blocks
+		}
 		if si.Sealed {
 			st.SealedBytes += sm.Bytes
 			st.SealedEntries += sm.LastEntry + 1
 		}
 		st.Segments = append(st.Segments, si)
+	}
+	if err := l.retentionStats(ctx, segs, &st); err != nil {
+		return Stats{}, err
 	}
 	return st, l.findEnds(ctx, segs, &st)
 }

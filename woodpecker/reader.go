@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/errors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
@@ -55,6 +57,13 @@ type Entry struct {
 // A reader returns only entries that are durable and can never disappear:
 // what it returns from a segment a crashed writer left open is exactly what
 // recovery will keep.
+//
+// A reader publishes its position in etcd under a lease it renews while it
+// lives (retention.readerLeaseTTL), so garbage collection spares every
+// segment from that position on, even below the truncation point. Once the
+// data at its position is gone (the reader was opened below the first entry
+// still stored, or its lease lapsed), Next returns an error wrapping
+// ErrTruncated and a *TruncatedError that gives the first available entry.
 type Reader struct {
 	log  *Log
 	next EntryID // the lowest id Next may return
@@ -74,6 +83,10 @@ type Reader struct {
 	nextMu  sync.Mutex // held by Next; Close takes it to release the cursor
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	floor int64 // the log's GC floor as of the last reload
+	gone  error // sticky *TruncatedError once the reader's data is gone
+	pos   positionPublisher
 }
 
 // OpenReader opens a reader at from. Positions past the end wait for the
@@ -118,6 +131,21 @@ func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, erro
 		if from.kind == startAfter {
 			r.next.Entry++
 		}
+	}
+	// Publish the position, then look again: either garbage collection
+	// sees the position and spares the data, or this reload sees the floor
+	// it raised.
+	if err := r.pos.start(ctx, r, r.next.Segment); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if err := r.reload(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if (from.kind == startEarliest || from.kind == startLatest) && r.next.Segment < r.floor {
+		r.next = EntryID{Segment: r.floor}
+		r.pos.want(r.next.Segment)
 	}
 	r.resetBackoff()
 	return r, nil
@@ -166,11 +194,11 @@ func (r *Reader) signal() {
 }
 
 func (r *Reader) reload(ctx context.Context) error {
-	segs, err := r.log.c.meta.Segments(ctx, r.log.info.ID)
+	segs, floor, err := r.log.c.meta.SegmentsAndFloor(ctx, r.log.info.ID)
 	if err != nil {
 		return err
 	}
-	r.segs, r.dirty = segs, false
+	r.segs, r.dirty, r.floor = segs, false, floor
 	if r.cur != nil {
 		for _, sm := range segs {
 			if sm.ID == r.curSeg.ID && sm.State != r.curSeg.State {
@@ -204,6 +232,9 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 			return Entry{}, errors.Wrap(walerr.ErrClosed, "reader")
 		default:
 		}
+		if r.gone != nil {
+			return Entry{}, r.gone
+		}
 		for len(r.buf) > 0 {
 			id, p := r.bufAt, r.buf[0]
 			r.buf, r.bufAt.Entry = r.buf[1:], r.bufAt.Entry+1
@@ -217,6 +248,9 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 			if err := r.reload(ctx); err != nil {
 				return Entry{}, err
 			}
+		}
+		if r.cur == nil && r.next.Segment < r.floor {
+			return Entry{}, r.truncated(ctx)
 		}
 		if r.cur == nil && !r.openSegment() {
 			if err := r.wait(ctx, nil); err != nil {
@@ -240,6 +274,21 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 				return Entry{}, err
 			}
 		default:
+			if ctx.Err() == nil && r.reload(ctx) == nil && r.curSeg.ID < r.floor {
+				// Garbage collection deleted the segment under the reader
+				// (its lease lapsed): the data is gone, not corrupt.
+				return Entry{}, r.truncated(ctx)
+			}
+			if ctx.Err() == nil && !errors.Is(err, walerr.ErrCorrupt) {
+				// A storage outage looks like a slow tail: retry with
+				// backoff for as long as the caller waits.
+				r.log.c.logger.Warn("read failed; retrying", zap.String("log", r.log.info.Name),
+					zap.Int64("segment", r.curSeg.ID), zap.Error(err))
+				if err := r.wait(ctx, nil); err != nil {
+					return Entry{}, err
+				}
+				continue
+			}
 			return Entry{}, errors.Wrapf(err, "read log %q segment %d", r.log.info.Name, r.curSeg.ID)
 		}
 	}
@@ -260,9 +309,13 @@ func (r *Reader) openSegment() bool {
 			continue
 		}
 		r.curSeg = sm
+		r.pos.want(sm.ID)
 		r.cur = r.log.c.backend.OpenCursor(segment.Ref{LogID: sm.LogID, SegmentID: sm.ID})
 		if sm.State == meta.SegmentSealed {
 			r.cur.SetLimit(sm.Blocks)
+			if gc, ok := r.cur.(segment.GenerationCursor); ok && sm.Generation > 0 {
+				gc.UseGeneration(sm.Generation)
+			}
 		}
 		return true
 	}
@@ -299,7 +352,18 @@ func (r *Reader) wait(ctx context.Context, hubCh <-chan struct{}) error {
 	return nil
 }
 
-// Close stops the reader and releases its resources. It is idempotent.
+// truncated makes the reader's data gone for good: it releases the
+// cursor and the published position (which would otherwise hold back
+// garbage collection of the whole log) and returns the sticky error.
+func (r *Reader) truncated(ctx context.Context) error {
+	r.closeCursor()
+	r.gone = &TruncatedError{Log: r.log.info.Name, Position: r.next, First: EntryID{Segment: r.floor}}
+	r.pos.withdraw(ctx)
+	return r.gone
+}
+
+// Close stops the reader and releases its resources, including its
+// published position. It is idempotent.
 func (r *Reader) Close() error {
 	r.once.Do(func() {
 		close(r.closeCh)
@@ -308,6 +372,166 @@ func (r *Reader) Close() error {
 		r.nextMu.Lock()
 		r.closeCursor()
 		r.nextMu.Unlock()
+		r.pos.close()
 	})
 	return nil
+}
+
+// positionPublisher keeps a reader's position in etcd: under a lease of
+// its own, renewed by KeepAlive until the reader closes, and raised (in the
+// background, so Next never waits for etcd) as the reader moves to later
+// segments. A position that lags behind the reader only protects more. If
+// the lease lapses (etcd was unreachable for longer than its TTL), a new
+// one is taken and the position published again; meanwhile garbage
+// collection may delete the reader's data, which it then reports as
+// ErrTruncated.
+type positionPublisher struct {
+	r       *Reader
+	mu      sync.Mutex
+	lease   clientv3.LeaseID // guarded by mu
+	wanted  int64            // segment the reader reads from; guarded by mu
+	done    int64            // segment published; owned by loop
+	changed chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func (p *positionPublisher) ttl() int64 {
+	return max(int64(p.r.log.c.cfg.Retention.ReaderLeaseTTL/time.Second), 1)
+}
+
+// start grants the lease, publishes seg synchronously, and starts renewing.
+func (p *positionPublisher) start(ctx context.Context, r *Reader, seg int64) error {
+	p.r = r
+	keep, err := p.establish(ctx, context.Background(), seg)
+	if err != nil {
+		return errors.Wrapf(err, "open reader on log %q", r.log.info.Name)
+	}
+	p.wanted, p.done = seg, seg
+	p.changed = make(chan struct{}, 1)
+	kctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.wg.Add(1)
+	go p.loop(kctx, keep)
+	return nil
+}
+
+// establish takes a new lease, publishes seg under it and keeps it alive
+// for as long as life lasts. It replaces (and revokes) the previous lease.
+func (p *positionPublisher) establish(ctx, life context.Context, seg int64) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
+	cli := p.r.log.c.meta.Client()
+	grant, err := cli.Grant(ctx, p.ttl())
+	if err != nil {
+		return nil, errors.Wrap(err, "grant the reader's position lease")
+	}
+	revokeNew := func() {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _ = cli.Revoke(rctx, grant.ID)
+	}
+	if err := p.r.log.c.meta.PublishReader(ctx, p.r.log.info.ID, grant.ID, meta.Position{Segment: seg}); err != nil {
+		revokeNew()
+		return nil, err
+	}
+	keep, err := cli.KeepAlive(life, grant.ID)
+	if err != nil {
+		revokeNew()
+		return nil, errors.Wrap(err, "keep the reader's position lease alive")
+	}
+	p.mu.Lock()
+	old := p.lease
+	p.lease = grant.ID
+	p.mu.Unlock()
+	if old != 0 {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, _ = cli.Revoke(rctx, old)
+		cancel()
+	}
+	return keep, nil
+}
+
+func (p *positionPublisher) loop(ctx context.Context, keep <-chan *clientv3.LeaseKeepAliveResponse) {
+	defer p.wg.Done()
+	var retry <-chan time.Time
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-keep:
+			if !ok {
+				keep, retry = nil, time.After(backoff)
+			}
+		case <-retry:
+			retry = nil
+			var err error
+			if keep, err = p.establish(ctx, ctx, p.done); err != nil {
+				backoff = min(2*backoff, 5*time.Second)
+				retry = time.After(backoff)
+			} else {
+				backoff = 100 * time.Millisecond
+			}
+		case <-p.changed:
+			p.mu.Lock()
+			seg, lease := p.wanted, p.lease
+			p.mu.Unlock()
+			if seg <= p.done {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := p.r.log.c.meta.PublishReader(pctx, p.r.log.info.ID, lease, meta.Position{Segment: seg})
+			cancel()
+			if err == nil {
+				p.done = seg
+			}
+		}
+	}
+}
+
+// want raises the published position to seg (asynchronously).
+func (p *positionPublisher) want(seg int64) {
+	if p.changed == nil {
+		return
+	}
+	p.mu.Lock()
+	raise := seg > p.wanted
+	if raise {
+		p.wanted = seg
+	}
+	p.mu.Unlock()
+	if raise {
+		select {
+		case p.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// withdraw stops protecting anything: the reader's data is gone.
+func (p *positionPublisher) withdraw(ctx context.Context) {
+	p.mu.Lock()
+	lease := p.lease
+	p.mu.Unlock()
+	if lease != 0 {
+		_ = p.r.log.c.meta.RemoveReader(ctx, p.r.log.info.ID, lease)
+	}
+}
+
+// close stops renewing and revokes the lease, which removes the published
+// position at once.
+func (p *positionPublisher) close() {
+	if p.cancel != nil {
+		p.cancel()
+		p.wg.Wait()
+	}
+	p.mu.Lock()
+	lease := p.lease
+	p.lease = 0
+	p.mu.Unlock()
+	if lease == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = p.r.log.c.meta.Client().Revoke(ctx, lease)
 }

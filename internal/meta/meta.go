@@ -17,6 +17,13 @@
 //	<root>/log/<id>/trunc           truncation point
 //	<root>/log/<id>/seg/<segid>     SegmentMeta
 //	<root>/deleted/<id>             a deleted log whose data awaits garbage collection
+//
+// Garbage collection and readers add (gc.go):
+//
+//	<root>/log/<id>/gc              GCState: the GC floor, last runs, measured usage
+//	<root>/log/<id>/retention       the log's own retention TTL, when set
+//	<root>/log/<id>/readers/<lease> a reader's position, under the reader's lease
+//	<root>/gclock/<id>              the garbage collector working on log id, under its lease
 package meta
 
 import (
@@ -69,6 +76,20 @@ type SegmentMeta struct {
 	Bytes     int64     `json:"bytes"`
 	CreatedAt time.Time `json:"createdAt"`
 	SealedAt  time.Time `json:"sealedAt,omitzero"`
+
+	// Compaction and garbage collection (see gc.go). Generation is the
+	// compaction generation of the layout readers use: 0 is the writer's
+	// blocks, g > 0 the objects compaction g wrote. Objects counts that
+	// layout's data objects (0: one per block). Retiring is set while the
+	// objects of generation Generation-1 that the current layout does not
+	// reuse await deletion, which is allowed from CompactedAt plus the
+	// old-blocks grace period on. Deleting marks a segment whose objects
+	// garbage collection is deleting: readers treat it as truncated.
+	Generation  int64     `json:"generation,omitempty"`
+	Objects     int64     `json:"objects,omitempty"`
+	CompactedAt time.Time `json:"compactedAt,omitzero"`
+	Retiring    bool      `json:"retiring,omitempty"`
+	Deleting    bool      `json:"deleting,omitempty"`
 
 	// Revision is the etcd mod revision this value was read at; it is the
 	// compare of the next update. Not stored.
