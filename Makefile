@@ -11,7 +11,7 @@ LONG ?= 0
 # Nested Go modules (built, vetted and tested like the root one).
 MILVUS_MOD := $(wildcard adaptor/milvus/go.mod)
 
-.PHONY: all tools build test lint bench clean clean-tools
+.PHONY: all tools build run test lint bench clean clean-tools
 
 all: build
 
@@ -28,6 +28,14 @@ endif
 ifneq ($(MILVUS_MOD),)
 	cd adaptor/milvus && $(GO) build ./...
 endif
+
+## run: build bin/woodpecker and run a short benchmark on the embedded default
+## (etcd inside the process, data in ./data): appends and reads back RUN_TOTAL
+## with a live progress bar, and compares every figure with the raw limit of
+## the disk (--raw). Nothing needs installing.
+RUN_TOTAL ?= 512MiB
+run: build
+	./bin/woodpecker bench --raw --total $(RUN_TOTAL)
 
 ## test: run all tests with -race against real MinIO and etcd (see README)
 test: tools

@@ -34,7 +34,6 @@ type clientOptions struct {
 	etcd    *clientv3.Client
 	store   objstore.Store
 	logger  *zap.Logger
-	backend segment.Backend
 }
 
 // WithEtcdClient makes the client use cli instead of dialling
