@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"github.com/spf13/cobra"
+
+	"github.com/woodpecker-wal/woodpecker/internal/bench"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/segment"
+)
+
+// benchFlags are the options of `woodpecker bench`.
+type benchFlags struct {
+	entrySize   string
+	total       string
+	duration    time.Duration
+	concurrency int
+	logs        int
+	asyncDepth  int
+	backend     string
+	raw         bool
+	jsonOut     string
+	plot        string
+	keep        bool
+	progress    string
+}
+
+func (a *app) benchCommand() *cobra.Command {
+	var bf benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure append and read throughput and latency, against what the storage can do",
+		Long: `bench creates logs, appends to them from several goroutines, reads everything
+back, and reports throughput, append latency percentiles (p50, p99, p99.9, max),
+read throughput, what was stored (blocks, and PUTs per GiB on object stores)
+and peak memory. A live progress bar shows the current MB/s.
+
+--raw first measures the storage's own limit with the same sizes and
+parallelism, without Woodpecker: writes of writer.maxBlockBytes (write + fsync
+to a file for local storage, create-only PUTs for an object store), as many at
+once as a writer keeps in flight, and single writes of the entry size, one at a
+time. It measures the throughput again after the appends and keeps the better
+run. Each figure is then printed with its ratio to the raw one.
+
+The benchmark's logs are deleted afterwards, with their data (--keep keeps
+them).`,
+		Example: `  woodpecker bench --raw
+  woodpecker bench --entry-size 1KiB --total 1GiB --concurrency 4 --logs 2
+  woodpecker bench --duration 30s --raw --json results.json --plot latency.svg`,
+		Args: args(0, 0, "no arguments (options are flags)"),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, bf) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&bf.entrySize, "entry-size", "4KiB", "payload size of each entry (e.g. 512, 4KiB, 1MiB)")
+	f.StringVar(&bf.total, "total", "256MiB", "payload bytes to append, in all (0: bounded by --duration only)")
+	f.DurationVar(&bf.duration, "duration", 0, "longest time to append (whichever of --total and --duration ends first)")
+	f.IntVar(&bf.concurrency, "concurrency", 1, "appending goroutines (shared round robin by the logs)")
+	f.IntVar(&bf.logs, "logs", 1, "logs written at once, each by its own writer")
+	f.IntVar(&bf.asyncDepth, "async-depth", -1, "appends each goroutine keeps in flight (1: synchronous; -1: enough to keep the writer busy)")
+	f.StringVar(&bf.backend, "backend", "", "storage: local, minio, s3 or memory (default: the configured storage)")
+	f.BoolVar(&bf.raw, "raw", false, "measure the storage's own limit first and print ratios to it")
+	f.StringVar(&bf.jsonOut, "json", "", "write the results as JSON to this file (- for stdout, instead of the table)")
+	f.StringVar(&bf.plot, "plot", "", "write a chart (SVG) of throughput and latency over time and a latency histogram")
+	f.BoolVar(&bf.keep, "keep", false, "keep the benchmark's logs and data")
+	f.StringVar(&bf.progress, "progress", "auto", "progress display: auto (a bar on a terminal, lines otherwise), bar, lines or none")
+	return cmd
+}
+
+func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
+	entrySize, err := options.ParseSize(bf.entrySize)
+	if err != nil || entrySize <= 0 || entrySize > 1<<31 {
+		return usagef("--entry-size %q: want a size such as 4KiB, from 1 byte", bf.entrySize)
+	}
+	total, err := options.ParseSize(bf.total)
+	if err != nil || total < 0 {
+		return usagef("--total %q: want a size such as 256MiB, or 0", bf.total)
+	}
+	if bf.duration > 0 && !cmd.Flags().Changed("total") {
+		total = 0 // --duration alone bounds the run
+	}
+	switch {
+	case total == 0 && bf.duration <= 0:
+		return usagef("give --total or --duration (or both)")
+	case bf.logs < 1:
+		return usagef("--logs %d: want at least 1", bf.logs)
+	case bf.concurrency < bf.logs:
+		return usagef("--concurrency %d is below --logs %d: every log needs an appending goroutine", bf.concurrency, bf.logs)
+	case bf.asyncDepth < -1 || bf.asyncDepth == 0:
+		return usagef("--async-depth %d: want 1 (synchronous), more, or -1 (automatic)", bf.asyncDepth)
+	case bf.plot != "" && !strings.EqualFold(filepath.Ext(bf.plot), ".svg"):
+		return usagef("--plot %q: the chart is SVG; name a .svg file", bf.plot)
+	}
+	switch bf.progress {
+	case "auto", "bar", "lines", "none":
+	default:
+		return usagef("--progress %q: want auto, bar, lines or none", bf.progress)
+	}
+	ctx := cmd.Context()
+	var counter *bench.CountingStore
+	e, err := a.connect(ctx, connectOptions{backend: bf.backend, wrap: func(s objstore.Store) objstore.Store {
+		counter = bench.NewCountingStore(s)
+		return counter
+	}})
+	if err != nil {
+		return err
+	}
+	w := e.r.cfg.Writer
+	prefix := "bench-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	cfg := bench.Config{
+		Client: e.client, EntrySize: int(entrySize), TotalBytes: total, Duration: bf.duration,
+		Concurrency: bf.concurrency, Logs: bf.logs, AsyncDepth: bf.asyncDepth, LogPrefix: prefix,
+		KeepLogs: true, // deleted below, with their data
+	}
+	var raw bench.RawTarget
+	storeName := string(e.r.cfg.Storage.Type)
+	if e.rawStore != nil {
+		cfg.Counter = counter
+		if bf.backend == backendMemory {
+			storeName = backendMemory
+		}
+		raw = bench.StoreTarget{Store: e.rawStore, Prefix: "bench-raw/" + prefix + "/", Name: storeName}
+	} else {
+		raw = bench.DirTarget{Dir: e.r.cfg.Storage.RootPath}
+	}
+	if bf.raw {
+		cfg.Raw = raw
+	}
+	if cfg.AsyncDepth < 0 {
+		cfg.AsyncDepth = bench.SaturatingDepth(w, raw.Streams(w), cfg.EntrySize, cfg.Concurrency)
+	}
+
+	where := e.r.cfg.Storage.RootPath
+	if e.rawStore != nil {
+		where = e.r.cfg.Storage.Endpoint + "/" + e.r.cfg.Storage.Bucket
+		if bf.backend == backendMemory {
+			where = "process memory"
+		}
+	}
+	setup := fmt.Sprintf("%s in %s entries, %d log(s), %d goroutine(s) x %d in flight, %s storage (%s)",
+		describeTotal(total, bf.duration), options.FormatSize(entrySize), cfg.Logs, cfg.Concurrency, cfg.AsyncDepth, storeName, where)
+	if bf.jsonOut != "-" {
+		fmt.Fprintf(a.stdout, "woodpecker bench: %s\n", setup)
+	}
+
+	disp := newProgress(ctx, a.stderr, bf.progress)
+	cfg.Progress = disp.report
+	res, runErr := bench.Run(ctx, cfg)
+	disp.finish()
+	cleanErr := e.removeBenchLogs(context.WithoutCancel(ctx), prefix, cfg.Logs, bf.keep)
+	if runErr != nil {
+		return errors.Wrap(runErr, "benchmark")
+	}
+	if cleanErr != nil {
+		return cleanErr
+	}
+
+	if bf.jsonOut != "" {
+		if err := writeJSON(a.stdout, bf.jsonOut, res); err != nil {
+			return err
+		}
+	}
+	if bf.jsonOut != "-" {
+		printBenchTable(a.stdout, res, cfg)
+	}
+	if bf.plot != "" {
+		if err := writePlot(bf.plot, res, cfg, setup); err != nil {
+			return err
+		}
+		if bf.jsonOut != "-" {
+			fmt.Fprintf(a.stdout, "chart written to %s\n", bf.plot)
+		}
+	}
+	return nil
+}
+
+func describeTotal(total int64, d time.Duration) string {
+	switch {
+	case total > 0 && d > 0:
+		return fmt.Sprintf("%s or %s", options.FormatSize(total), d)
+	case total > 0:
+		return options.FormatSize(total)
+	}
+	return d.String()
+}
+
+// removeBenchLogs deletes the benchmark's logs and, since nothing else can
+// use a deleted log's data, the data too, unless keep.
+func (e *env) removeBenchLogs(ctx context.Context, prefix string, n int, keep bool) error {
+	if keep {
+		return nil
+	}
+	var errs []error
+	for i := range n {
+		name := prefix + "-" + strconv.Itoa(i)
+		l, err := e.client.OpenLog(ctx, name)
+		if err != nil {
+			continue // never created
+		}
+		if err := e.client.DeleteLog(ctx, name); err != nil {
+			errs = append(errs, errors.Wrapf(err, "delete benchmark log %q", name))
+			continue
+		}
+		if e.rawStore == nil {
+			dir := filepath.Join(e.r.cfg.Storage.RootPath, strconv.FormatInt(l.ID(), 10))
+			errs = append(errs, errors.Wrapf(os.RemoveAll(dir), "remove the data of benchmark log %q", name))
+			continue
+		}
+		objs, err := objstore.ListAll(ctx, e.rawStore, segment.LogPrefix("", l.ID()), "")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, o := range objs {
+			errs = append(errs, e.rawStore.Delete(ctx, o.Key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writeJSON(stdout io.Writer, dest string, res *bench.Result) error {
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return errors.Wrap(err, "encode results")
+	}
+	data = append(data, '\n')
+	if dest == "-" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	return errors.Wrapf(os.WriteFile(dest, data, 0o644), "write --json file")
+}
+
+// Figures formatting.
+
+func mibps(v float64) string {
+	if v >= 1024 {
+		return fmt.Sprintf("%.2f GiB/s", v/1024)
+	}
+	return fmt.Sprintf("%.1f MiB/s", v)
+}
+
+func ms(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 10:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.3f ms", v)
+}
+
+func ratio(ours, raw float64) string {
+	if raw <= 0 || ours <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", ours/raw)
+}
+
+func bytesOf(v float64) string { return human(int64(v)) }
+
+// rawLatency says which raw latency an append's is compared with: with
+// appends pipelined (several in flight), an entry waits at least for a
+// block of writer.maxBlockBytes to be written with the writer's
+// parallelism, as the raw throughput phase writes them; a lone appender
+// waits at least for one write of its entry.
+func rawLatency(r *bench.Result, cfg bench.Config) (bench.Latency, string) {
+	if cfg.AsyncDepth > 1 || cfg.Concurrency > cfg.Logs {
+		return r.Raw.Throughput.Latency, fmt.Sprintf("one %s write, %d at once", human(int64(r.Raw.Throughput.OpBytes)), r.Raw.Throughput.Streams)
+	}
+	return r.Raw.SingleOp.Latency, fmt.Sprintf("one %s write, alone", human(int64(r.Raw.SingleOp.OpBytes)))
+}
+
+// printBenchTable prints the results: one row per figure, with the raw
+// limit and the ratio when measured, then what was stored and the memory.
+func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	hasRaw := r.Raw != nil
+	row := func(name, ours, raw, rat string) {
+		if hasRaw {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, ours, raw, rat)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\n", name, ours)
+		}
+	}
+	var rawLat bench.Latency
+	var rawMiBps float64
+	if hasRaw {
+		fmt.Fprintln(tw, "\twoodpecker\traw limit\tratio")
+		rawMiBps = r.Raw.Throughput.MiBps
+		rawLat, _ = rawLatency(r, cfg)
+	}
+	rawStr := func(v float64, f func(float64) string) string {
+		if !hasRaw || v <= 0 {
+			return "-"
+		}
+		return f(v)
+	}
+	wr := r.Write
+	count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	rawEntries := rawMiBps * (1 << 20) / float64(cfg.EntrySize)
+	row("write throughput", mibps(wr.MiBps), rawStr(rawMiBps, mibps), ratio(wr.MiBps, rawMiBps))
+	row("entries/s", count(wr.EntriesPS), rawStr(rawEntries, count), ratio(wr.EntriesPS, rawEntries))
+	for _, l := range []struct {
+		name      string
+		ours, raw float64
+	}{
+		{"append p50", wr.Latency.P50Ms, rawLat.P50Ms},
+		{"append p99", wr.Latency.P99Ms, rawLat.P99Ms},
+		{"append p99.9", wr.Latency.P999Ms, rawLat.P999Ms},
+		{"append max", wr.Latency.MaxMs, rawLat.MaxMs},
+	} {
+		row(l.name, ms(l.ours), rawStr(l.raw, ms), ratio(l.ours, l.raw))
+	}
+	if r.Read != nil {
+		row("read throughput", mibps(r.Read.MiBps), "-", "-")
+	}
+	st := r.Storage
+	unit := "blocks"
+	perGiB := st.BlocksPerGiB
+	if st.PutsPerGiB != nil {
+		unit, perGiB = "PUTs", *st.PutsPerGiB
+	}
+	ideal := float64(1<<30) / float64(r.Setup.MaxBlockBytes)
+	row(unit+" per GiB", count(perGiB), rawStr(ideal, count), ratio(perGiB, ideal))
+	_ = tw.Flush()
+
+	fmt.Fprintf(w, "\nstored: %s in %d blocks (avg %s) in %d segments", human(wr.Bytes), st.Blocks,
+		bytesOf(st.AvgBlockBytes), st.Segments)
+	if c := st.WriteCalls; c != nil {
+		fmt.Fprintf(w, "; %d PUTs, %d GETs, %d LISTs while writing", c.Puts, c.Gets, c.Lists)
+	}
+	fmt.Fprintf(w, "\nmemory: peak heap %s (%s before writing), peak from the OS %s\n",
+		bytesOf(float64(r.Memory.PeakHeapInuse)), bytesOf(float64(r.Memory.BaselineHeapInuse)), bytesOf(float64(r.Memory.PeakSys)))
+	if hasRaw {
+		_, what := rawLatency(r, cfg)
+		fmt.Fprintf(w, "raw limit: %s, measured without Woodpecker.\n", r.Raw.Target)
+		fmt.Fprintf(w, "  throughput: %s writes, %d at once (mean of %d runs); latency: %s;\n",
+			human(int64(r.Raw.Throughput.OpBytes)), r.Raw.Throughput.Streams, len(r.Raw.ThroughputRuns), what)
+		fmt.Fprintf(w, "  %s per GiB: GiB / writer.maxBlockBytes (%s). A lone %s write takes %s at p50.\n",
+			unit, human(r.Setup.MaxBlockBytes), human(int64(r.Raw.SingleOp.OpBytes)), ms(r.Raw.SingleOp.Latency.P50Ms))
+	}
+	if cfg.AsyncDepth > 1 {
+		fmt.Fprintf(w, "append latency includes waiting behind up to %d appends in flight per goroutine "+
+			"(--async-depth 1 measures a lone appender).\n", cfg.AsyncDepth)
+	}
+	if le := r.Setup.LoadAvgEnd; len(le) == 3 && le[0] > float64(r.Setup.GOMAXPROCS) {
+		fmt.Fprintf(w, "note: the machine was busy (load average %.1f on %d CPUs): figures are noisy.\n", le[0], r.Setup.GOMAXPROCS)
+	}
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"go.uber.org/zap"
+
+	"github.com/woodpecker-wal/woodpecker/internal/embedetcd"
+	"github.com/woodpecker-wal/woodpecker/internal/logging"
+	"github.com/woodpecker-wal/woodpecker/internal/metrics"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/awss3"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
+	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/woodpecker"
+)
+
+// backendMemory is the bench-only storage kept in this process's memory.
+const backendMemory = "memory"
+
+// env is what a command connected to: etcd (perhaps embedded), the
+// storage, the client, the logger and the metrics. Close releases it all.
+type env struct {
+	r       resolved
+	log     *zap.Logger
+	metrics *metrics.Metrics
+	client  *woodpecker.Client
+
+	// store is the object store the client writes through (nil for
+	// local storage); rawStore is the same store without instrumentation.
+	store    objstore.Store
+	rawStore objstore.Store
+	// backend reads segments for the segment commands: a FileBackend on
+	// the same directory, or an ObjectBackend on the same store.
+	backend segment.Backend
+
+	etcd       *embedetcd.Server
+	metricsSrv *metrics.Server
+	closers    []func() error
+}
+
+// connectOptions adjust connect.
+type connectOptions struct {
+	// backend overrides storage.type: local, minio, s3 or memory.
+	backend string
+	// wrap, when set, wraps the object store the client writes through.
+	wrap func(objstore.Store) objstore.Store
+}
+
+// connect loads the configuration, starts or reaches etcd and the storage,
+// and opens a client. Unreachable servers fail fast, marked errUnavailable.
+// The env is closed by run when the command ends.
+func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
+	r, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	lg, err := logging.New(r.cfg.Log, a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	e := &env{r: r, log: lg, metrics: metrics.New()}
+	a.env = e
+	if err := e.startEtcd(ctx); err != nil {
+		return nil, err
+	}
+	// Served once etcd runs: a scraper (or a test) that gets an answer
+	// knows the process is connected.
+	if r.cfg.Metrics.Addr != "" {
+		srv, err := metrics.Serve(r.cfg.Metrics.Addr, e.metrics.Handler())
+		if err != nil {
+			return nil, errors.Mark(err, errUsage)
+		}
+		e.metricsSrv = srv
+		lg.Info("serving metrics", zap.String("addr", "http://"+srv.Addr()+"/metrics"))
+	}
+	if o.backend != "" {
+		if err := e.overrideBackend(o.backend); err != nil {
+			return nil, err
+		}
+	}
+	opts := []woodpecker.Option{woodpecker.WithLogger(lg)}
+	if err := e.openStorage(ctx, o); err != nil {
+		return nil, err
+	}
+	if e.store != nil {
+		opts = append(opts, woodpecker.WithObjectStore(e.store))
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.Etcd.DialTimeout+r.cfg.Storage.RequestTimeout)
+	defer cancel()
+	cli, err := woodpecker.New(cctx, e.r.cfg, opts...)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errors.Mark(err, errUnavailable)
+		}
+		return nil, err
+	}
+	e.client = cli
+	e.metrics.SetGCSource(func() metrics.GCCounts {
+		g := cli.GCMetrics()
+		return metrics.GCCounts{Passes: g.Passes, Errors: g.Errors,
+			DeletedSegments: g.DeletedSegments, DeletedObjects: g.DeletedObjects, DeletedBytes: g.DeletedBytes,
+			OrphanObjects: g.OrphanObjects, RetiredObjects: g.RetiredObjects, CollectedLogs: g.CollectedLogs,
+			CompactedSegments: g.CompactedSegments, CompactionObjects: g.CompactionObjects, CompactionBytes: g.CompactionBytes}
+	})
+	return e, nil
+}
+
+// startEtcd starts the embedded etcd, or checks that a configured one
+// accepts connections.
+func (e *env) startEtcd(ctx context.Context) error {
+	if !e.r.embedded {
+		return probe(ctx, "etcd", e.r.cfg.Etcd.Endpoints, e.r.cfg.Etcd.DialTimeout,
+			"check etcd.endpoints (--etcd, WOODPECKER_ETCD_ENDPOINTS) and that etcd runs")
+	}
+	// etcd's own log is noisy, even at warn level (a line per request,
+	// errors at every clean stop): show it only when debugging. Failures to
+	// start come back as errors.
+	lg := zap.NewNop()
+	if e.r.cfg.Log.Level == options.LogDebug {
+		lg = e.log.Named("etcd")
+	}
+	srv, err := embedetcd.Open(ctx, embedetcd.Config{Dir: e.r.etcdDir(), Logger: lg})
+	if err != nil {
+		return errors.Wrapf(err, "start the embedded etcd in %s", e.r.etcdDir())
+	}
+	e.etcd = srv
+	e.r.cfg.Etcd.Endpoints = []string{srv.Endpoint()}
+	e.log.Debug("embedded etcd", zap.String("endpoint", srv.Endpoint()), zap.Bool("shared", srv.Shared()))
+	return nil
+}
+
+// overrideBackend makes the storage the one named (bench --backend).
+func (e *env) overrideBackend(name string) error {
+	cfg := &e.r.cfg.Storage
+	switch name {
+	case backendMemory:
+		return nil
+	case string(options.StorageLocal):
+		if cfg.Type != options.StorageLocal {
+			cfg.Type = options.StorageLocal
+			if e.r.embedded {
+				cfg.RootPath = e.r.logsDir()
+			}
+		}
+	case string(options.StorageMinIO), string(options.StorageS3):
+		if e.r.embedded {
+			return usagef("--backend %s needs object store settings: give --config, WOODPECKER_STORAGE_* or --storage-endpoint (and etcd: --etcd)", name)
+		}
+		cfg.Type = options.StorageType(name)
+	default:
+		return usagef("--backend %q: want local, minio, s3 or memory", name)
+	}
+	return e.r.cfg.Validate()
+}
+
+// openStorage opens the object store (or, for local storage, the
+// directory's backend for the segment commands).
+func (e *env) openStorage(ctx context.Context, o connectOptions) error {
+	cfg := e.r.cfg
+	var store objstore.Store
+	switch {
+	case o.backend == backendMemory:
+		store = memstore.New()
+	case cfg.Storage.Type == options.StorageLocal:
+		b, err := segment.NewFileBackend(ctx, cfg.Storage.RootPath)
+		if err != nil {
+			return errors.Wrap(err, "open local storage: check storage.rootPath")
+		}
+		e.backend = b
+		return nil
+	default:
+		s := cfg.Storage
+		if s.Endpoint != "" {
+			if err := probe(ctx, "the object store", []string{s.Endpoint}, cfg.Etcd.DialTimeout,
+				"check storage.endpoint (--storage-endpoint, WOODPECKER_STORAGE_ENDPOINT) and that the server runs"); err != nil {
+				return err
+			}
+		}
+		octx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
+		defer cancel()
+		var err error
+		if s.Type == options.StorageS3 {
+			var st *awss3.Store
+			st, err = awss3.Open(octx, awss3.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
+				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
+			if err == nil {
+				store = st
+				e.closers = append(e.closers, st.Close)
+			}
+		} else {
+			var st *s3store.Store
+			st, err = s3store.Open(octx, s3store.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
+				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
+			if err == nil {
+				store = st
+				e.closers = append(e.closers, st.Close)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = errors.Mark(err, errUnavailable)
+			}
+			return err
+		}
+	}
+	e.rawStore = store
+	e.store = metrics.InstrumentStore(store, e.metrics)
+	if o.wrap != nil {
+		e.store = o.wrap(e.store)
+	}
+	e.backend = segment.NewObjectBackend(e.rawStore, "", cfg.Writer.MaxInflightUploads, cfg.Reader.PrefetchBlocks)
+	return nil
+}
+
+// probe checks that at least one of endpoints accepts a TCP connection
+// within timeout, so that an unreachable server fails in moments with a
+// clear message instead of after request timeouts.
+func probe(ctx context.Context, what string, endpoints []string, timeout time.Duration, hint string) error {
+	var lastErr error
+	for _, ep := range endpoints {
+		host := ep
+		if strings.Contains(ep, "://") {
+			if u, err := url.Parse(ep); err == nil {
+				host = u.Host
+			}
+		}
+		if _, _, err := net.SplitHostPort(host); err != nil {
+			continue // no port: leave it to the client, which knows the defaults
+		}
+		d := net.Dialer{Timeout: timeout}
+		conn, err := d.DialContext(ctx, "tcp", host)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.Mark(errors.Newf("cannot reach %s at %s (%s): %s",
+		what, strings.Join(endpoints, ","), dialReason(lastErr), hint), errUnavailable)
+}
+
+// dialReason shortens a dial error to its cause ("connection refused").
+func dialReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// Close releases everything connect opened: the metrics server first (it
+// reads the client), then the client, the stores and etcd.
+func (e *env) Close() error {
+	var errs []error
+	if e.metricsSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, e.metricsSrv.Close(ctx))
+		cancel()
+	}
+	if e.client != nil {
+		errs = append(errs, e.client.Close())
+	}
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		errs = append(errs, e.closers[i]())
+	}
+	if e.etcd != nil {
+		errs = append(errs, e.etcd.Close())
+	}
+	_ = e.log.Sync() // fails on a terminal; nothing to do about it
+	return errors.Join(errs...)
+}
