@@ -258,3 +258,7 @@ func (c *Client) Close() error {
 	c.closeEtcd()
 	return nil
 }
+
+// Backend returns the segment storage the client reads and writes, for
+// tools that inspect or verify segments.
+func (c *Client) Backend() segment.Backend { return c.backend }

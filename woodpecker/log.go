@@ -332,3 +332,10 @@ func (f *AppendFuture) Wait(ctx context.Context) (EntryID, error) {
 	}
 	return EntryID{Segment: seg, Entry: ent}, nil
 }
+
+// WriterEpoch returns the epoch of the log's latest writer; ok is false when
+// no writer ever opened the log. A new writer needs an epoch at least as
+// high.
+func (l *Log) WriterEpoch(ctx context.Context) (epoch int64, ok bool, err error) {
+	return l.c.meta.WriterEpoch(ctx, l.info.ID)
+}

@@ -219,6 +219,9 @@ func TestZombieWriterIsFenced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if e, ok, err := l.WriterEpoch(ctx); err != nil || !ok || e != 2 {
+				t.Fatalf("writer epoch after B opened: %d %v %v, want 2", e, ok, err)
+			}
 			if _, err := a.Append(ctx, []byte("from the zombie")); !errors.Is(err, woodpecker.ErrFenced) {
 				t.Fatalf("zombie append: %v, want ErrFenced", err)
 			}

@@ -483,3 +483,20 @@ func (s *Store) WatchSegments(ctx context.Context, logID, rev int64) clientv3.Wa
 	}
 	return s.cli.Watch(ctx, s.SegmentsPrefix(logID), opts...)
 }
+
+// WriterEpoch returns the epoch of the writer that owns the log last; ok is
+// false when no writer ever opened it.
+func (s *Store) WriterEpoch(ctx context.Context, logID int64) (epoch int64, ok bool, err error) {
+	resp, err := s.cli.Get(ctx, s.writerKey(logID))
+	if err != nil {
+		return 0, false, errors.Wrapf(err, "read writer of log %d", logID)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, false, nil
+	}
+	epoch, err = parseWriterValue(resp.Kvs[0].Value)
+	if err != nil {
+		return 0, false, errors.Wrapf(walerr.ErrCorrupt, "log %d: %v", logID, err)
+	}
+	return epoch, true, nil
+}
