@@ -477,7 +477,10 @@ func (s *Store) Truncate(ctx context.Context, logID int64, p Position) error {
 // WatchSegments streams changes of the log's segment keys from revision rev
 // on (0: from now). The channel closes when ctx ends.
 func (s *Store) WatchSegments(ctx context.Context, logID, rev int64) clientv3.WatchChan {
-	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	// The created notification tells the watcher when the watch is in
+	// place: a reader reloads then, so a segment created between its listing
+	// and the watch's start is not missed.
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 	if rev > 0 {
 		opts = append(opts, clientv3.WithRev(rev))
 	}

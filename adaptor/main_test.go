@@ -1,0 +1,9 @@
+package adaptor
+
+import (
+	"testing"
+
+	"github.com/woodpecker-wal/woodpecker/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

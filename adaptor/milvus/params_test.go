@@ -1,0 +1,123 @@
+package milvus
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/errors"
+	"github.com/milvus-io/milvus/pkg/v2/util/paramtable"
+
+	"github.com/woodpecker-wal/woodpecker/internal/testenv"
+	"github.com/woodpecker-wal/woodpecker/options"
+)
+
+// setParams saves Milvus parameters for the test and resets them at
+// cleanup. Parameters are process-wide: tests that set them do not run in
+// parallel.
+func setParams(t *testing.T, kv map[string]string) {
+	t.Helper()
+	p := paramtable.Get()
+	for k, v := range kv {
+		if err := p.Save(k, v); err != nil {
+			t.Fatalf("paramtable Save(%s): %v", k, err)
+		}
+		t.Cleanup(func() { _ = p.Reset(k) })
+	}
+}
+
+// backend sets Milvus's parameters so that the registered builder uses one
+// storage, with the shared test etcd under a fresh root path.
+type backend struct {
+	name   string
+	params func(t *testing.T) map[string]string
+}
+
+func etcdParams(t *testing.T) map[string]string {
+	return map[string]string{
+		"etcd.endpoints": strings.Join(testenv.EtcdEndpoints(t), ","),
+		"etcd.rootPath":  testenv.UniquePrefix(t),
+	}
+}
+
+var backends = []backend{
+	{"minio", func(t *testing.T) map[string]string {
+		s3 := testenv.MinIO(t)
+		host, port, err := net.SplitHostPort(s3.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := etcdParams(t)
+		for k, v := range map[string]string{
+			"woodpecker.storage.type": "minio",
+			"minio.address":           host,
+			"minio.port":              port,
+			"minio.bucketName":        testenv.NewBucket(t, s3),
+			"minio.rootPath":          testenv.UniquePrefix(t),
+			"minio.accessKeyID":       s3.AccessKey,
+			"minio.secretAccessKey":   s3.SecretKey,
+			"minio.useSSL":            map[bool]string{true: "true", false: "false"}[s3.Secure],
+			"minio.region":            s3.Region,
+		} {
+			kv[k] = v
+		}
+		return kv
+	}},
+	{"localfs", func(t *testing.T) map[string]string {
+		kv := etcdParams(t)
+		kv["woodpecker.storage.type"] = "local"
+		kv["woodpecker.storage.rootPath"] = t.TempDir()
+		return kv
+	}},
+}
+
+func TestConfigFromParams(t *testing.T) {
+	setParams(t, map[string]string{
+		"etcd.endpoints":          "etcd-a:2379,etcd-b:2379",
+		"etcd.rootPath":           "/by-dev/",
+		"woodpecker.storage.type": "minio",
+		"minio.address":           "minio.local:9999", // a port here is replaced by minio.port
+		"minio.port":              "9000",
+		"minio.bucketName":        "milvus-bucket",
+		"minio.rootPath":          "files",
+		"minio.accessKeyID":       "ak",
+		"minio.secretAccessKey":   "sk",
+		"minio.region":            "eu-west-1",
+	})
+	cfg, err := ConfigFromParams(paramtable.Get())
+	if err != nil {
+		t.Fatalf("ConfigFromParams: %v", err)
+	}
+	if got := strings.Join(cfg.Etcd.Endpoints, ","); got != "etcd-a:2379,etcd-b:2379" {
+		t.Errorf("etcd.endpoints = %s", got)
+	}
+	s := cfg.Storage
+	if cfg.Etcd.RootPath != "by-dev/wpwal" || s.Type != options.StorageMinIO || s.Endpoint != "minio.local:9000" ||
+		s.Bucket != "milvus-bucket" || s.RootPath != "files/wpwal" || s.AccessKey != "ak" || s.SecretKey != "sk" ||
+		s.Region != "eu-west-1" || s.UseSSL || !s.CreateBucket {
+		t.Errorf("config from params: %v", cfg)
+	}
+	if cfg.Writer != options.Default().Writer {
+		t.Errorf("writer settings changed: %+v", cfg.Writer)
+	}
+
+	setParams(t, map[string]string{"woodpecker.storage.type": "local", "woodpecker.storage.rootPath": "default", "localStorage.path": "/var/lib/milvus/data/"})
+	if cfg, err = ConfigFromParams(paramtable.Get()); err != nil || cfg.Storage.Type != options.StorageLocal || cfg.Storage.RootPath != "/var/lib/milvus/data/wpwal" {
+		t.Errorf("local default root: %v, %v", cfg.Storage, err)
+	}
+	setParams(t, map[string]string{"woodpecker.storage.rootPath": "/srv/wal"})
+	if cfg, err = ConfigFromParams(paramtable.Get()); err != nil || cfg.Storage.RootPath != "/srv/wal" {
+		t.Errorf("local custom root: %v, %v", cfg.Storage, err)
+	}
+
+	for _, tc := range []map[string]string{
+		{"woodpecker.storage.type": "service"},
+		{"woodpecker.storage.type": "minio", "minio.useIAM": "true"},
+		{"woodpecker.storage.type": "minio", "minio.useIAM": "false", "minio.bucketName": "Bad_Bucket"},
+	} {
+		setParams(t, tc)
+		if _, err := ConfigFromParams(paramtable.Get()); !errors.Is(err, options.ErrInvalidConfig) {
+			t.Errorf("ConfigFromParams with %v = %v, want ErrInvalidConfig", tc, err)
+		}
+	}
+}
