@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,15 +60,18 @@ func (b *FileBackend) segPath(ref Ref) string {
 	return filepath.Join(b.dir, filepath.FromSlash(b.name(ref, ".seg")))
 }
 
+// fenced reports whether a newer writer fenced the segment. It runs after
+// every fsync, so it is a bare stat: the usual answer, "no fence", must not
+// cost an error value with a stack trace.
 func (b *FileBackend) fenced(ctx context.Context, ref Ref) (bool, error) {
-	_, err := b.small.Stat(ctx, b.name(ref, ".fence"))
+	_, err := os.Stat(filepath.Join(b.dir, filepath.FromSlash(b.name(ref, ".fence"))))
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, objstore.ErrNotFound):
+	case errors.Is(err, fs.ErrNotExist):
 		return false, nil
 	default:
-		return false, err
+		return false, errors.Wrapf(err, "check the fence of segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
 }
 
