@@ -40,6 +40,10 @@ type WriterConfig struct {
 	// RetryTimeout bounds the retries of one block; past it the block's
 	// entries fail with walerr.ErrUnknownOutcome.
 	RetryTimeout time.Duration
+
+	// Metrics, when not nil, learns what the writer does. It is the one
+	// optional field: nil reports nothing.
+	Metrics Metrics
 }
 
 // Meta is the metadata a writer changes, bound to the writer's ownership:
@@ -59,6 +63,39 @@ type Observer interface {
 	Sealed(segID int64, info SealInfo)
 }
 
+// Metrics learns what a writer does, for monitoring. The writer calls it
+// from its own goroutines and the appending ones, concurrently, never with
+// its lock held; implementations must be safe for concurrent use, must not
+// block, and must not call back into the writer.
+type Metrics interface {
+	// AppendDone reports the outcome of one append, exactly once: bytes of
+	// payload, d from the call of AppendAsync (or Append) until the
+	// outcome was known, and err, nil when the entry is durable. Appends
+	// that AppendAsync rejects are reported too, with its error.
+	AppendDone(bytes int, d time.Duration, err error)
+	// BlockWriteStarted reports that one attempt to write a block to the
+	// backend starts; retry is set when an earlier attempt of the same
+	// block failed. BlockWriteDone ends the attempt: the block's encoded
+	// size, how long the attempt took, and its error.
+	BlockWriteStarted(retry bool)
+	BlockWriteDone(bytes int, d time.Duration, err error)
+	// SegmentSealed reports that the writer sealed segment segID, in
+	// storage and in metadata.
+	SegmentSealed(segID int64)
+	// Fenced reports that the writer learnt a newer writer owns the log.
+	// It is reported at most once per writer.
+	Fenced()
+}
+
+// noMetrics is the Metrics of a writer configured without one.
+type noMetrics struct{}
+
+func (noMetrics) AppendDone(int, time.Duration, error)     {}
+func (noMetrics) BlockWriteStarted(bool)                   {}
+func (noMetrics) BlockWriteDone(int, time.Duration, error) {}
+func (noMetrics) SegmentSealed(int64)                      {}
+func (noMetrics) Fenced()                                  {}
+
 // Future is the pending result of an append.
 type Future struct {
 	done  chan struct{}
@@ -77,6 +114,7 @@ func (f *Future) Result() (seg, entry int64, err error) { return f.seg, f.entry,
 type pendingEntry struct {
 	payload []byte
 	fut     *Future
+	start   time.Time // when AppendAsync was called; set when metrics are reported
 }
 
 // block is a cut batch on its way to storage.
@@ -91,8 +129,8 @@ type block struct {
 	// attempted is set once a write of the block was issued: from then on
 	// the block may be in storage whatever the writer hears back.
 	attempted atomic.Bool
-	done    bool
-	err     error
+	done      bool
+	err       error
 }
 
 // openSegment is a segment the writer writes, or finished writing and has
@@ -127,6 +165,8 @@ type Writer struct {
 	backend Backend
 	meta    Meta
 	obs     Observer
+	metrics Metrics // never nil
+	report  bool    // metrics were configured: measure for them
 	budget  *semaphore.Weighted
 	ctx     context.Context // cancelled by abort
 	cancel  context.CancelFunc
@@ -143,6 +183,11 @@ type Writer struct {
 	failed     error
 	closing    bool
 	idle       chan struct{} // closed and replaced when the queue drains
+	// settled are the entries resolved under the lock and not yet reported
+	// to the metrics, and fenced says the writer's fencing is unreported:
+	// unlock reports them once the lock is released.
+	settled []pendingEntry
+	fenced  bool
 }
 
 // NewWriter returns a writer that starts segment cfg.FirstSegment.
@@ -150,9 +195,13 @@ func NewWriter(cfg WriterConfig, backend Backend, meta Meta, obs Observer) *Writ
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{
 		cfg: cfg, backend: backend, meta: meta, obs: obs,
+		metrics: cfg.Metrics, report: cfg.Metrics != nil,
 		budget: semaphore.NewWeighted(cfg.MemoryBudget),
 		ctx:    ctx, cancel: cancel,
 		idle: make(chan struct{}),
+	}
+	if w.metrics == nil {
+		w.metrics = noMetrics{}
 	}
 	w.cur = w.newSegmentLocked(cfg.FirstSegment)
 	return w
@@ -170,6 +219,18 @@ func (w *Writer) weight(n int) int64 {
 // ctx, while the memory budget is exhausted. The writer keeps payload until
 // the future is done: the caller must not modify it before then.
 func (w *Writer) AppendAsync(ctx context.Context, payload []byte) (*Future, error) {
+	var start time.Time
+	if w.report {
+		start = time.Now()
+	}
+	fut, err := w.appendAsync(ctx, payload, start)
+	if err != nil && w.report {
+		w.metrics.AppendDone(len(payload), time.Since(start), err)
+	}
+	return fut, err
+}
+
+func (w *Writer) appendAsync(ctx context.Context, payload []byte, start time.Time) (*Future, error) {
 	switch {
 	case len(payload) == 0:
 		return nil, errors.Wrap(walerr.ErrEmptyEntry, "append")
@@ -193,7 +254,7 @@ func (w *Writer) AppendAsync(ctx context.Context, payload []byte) (*Future, erro
 	if len(w.batch) == 0 {
 		w.batchStart = time.Now()
 	}
-	w.batch = append(w.batch, pendingEntry{payload: payload, fut: fut})
+	w.batch = append(w.batch, pendingEntry{payload: payload, fut: fut, start: start})
 	w.batchBytes += int64(len(payload))
 	w.maybeCutLocked()
 	return fut, nil
@@ -352,13 +413,40 @@ func (w *Writer) upload(b *block) {
 	defer w.wg.Done()
 	err := w.writeBlock(b)
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	b.done, b.err = true, err
 	w.inflight--
 	w.resolveLocked()
 	if w.failed == nil {
 		w.startUploadsLocked()
 		w.maybeCutLocked()
+	}
+	w.unlock()
+}
+
+// unlock releases w.mu, then reports to the metrics what settled while it
+// was held. Use it wherever the lock was held across resolveLocked or
+// failLocked.
+func (w *Writer) unlock() {
+	settled, fenced := w.settled, w.fenced
+	w.settled, w.fenced = nil, false
+	w.mu.Unlock()
+	if fenced {
+		w.metrics.Fenced()
+	}
+	if len(settled) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, e := range settled {
+		// The future is done: its err is final.
+		w.metrics.AppendDone(len(e.payload), now.Sub(e.start), e.fut.err)
+	}
+}
+
+// settledLocked notes resolved entries for unlock to report.
+func (w *Writer) settledLocked(entries []pendingEntry) {
+	if w.report {
+		w.settled = append(w.settled, entries...)
 	}
 }
 
@@ -383,6 +471,7 @@ func (w *Writer) writeBlock(b *block) error {
 		return errors.Wrapf(err, "encode block %d of segment %d", b.no, b.seg.id)
 	}
 	b.size = int64(len(data))
+	attempts := 0
 	return w.retry(func(ctx context.Context) error {
 		// Once the writer failed, issue no more writes: the block's
 		// entries were already failed, definitely if it was never written.
@@ -395,7 +484,12 @@ func (w *Writer) writeBlock(b *block) error {
 		if failed != nil {
 			return errors.Wrap(failed, "writer failed")
 		}
-		return b.seg.sink.WriteBlock(ctx, b.no, data)
+		attempts++
+		w.metrics.BlockWriteStarted(attempts > 1)
+		start := time.Now()
+		err := b.seg.sink.WriteBlock(ctx, b.no, data)
+		w.metrics.BlockWriteDone(len(data), time.Since(start), err)
+		return err
 	}, "write block %d of segment %d of log %d", b.no, b.seg.id, w.cfg.LogID)
 }
 
@@ -450,6 +544,7 @@ func (w *Writer) resolveLocked() {
 		for _, e := range b.entries {
 			close(e.fut.done)
 		}
+		w.settledLocked(b.entries)
 		w.budget.Release(b.weight)
 		seg.ackedBlocks++
 		seg.ackedBytes += b.size
@@ -473,6 +568,7 @@ func (w *Writer) resolveLocked() {
 // fence ends its segment, so those blocks can never become visible.
 func (w *Writer) failLocked(cause error, fenced *block) {
 	w.failed = cause
+	w.fenced = errors.Is(cause, walerr.ErrFenced)
 	for _, b := range w.queue {
 		err := cause
 		if b != fenced && b.err != cause {
@@ -486,6 +582,7 @@ func (w *Writer) failLocked(cause error, fenced *block) {
 			e.fut.err = err
 			close(e.fut.done)
 		}
+		w.settledLocked(b.entries)
 		w.budget.Release(b.weight)
 	}
 	w.queue = nil
@@ -494,6 +591,7 @@ func (w *Writer) failLocked(cause error, fenced *block) {
 		close(e.fut.done)
 		w.budget.Release(w.weight(len(e.payload)))
 	}
+	w.settledLocked(w.batch)
 	w.batch, w.batchBytes = nil, 0
 	if w.timer != nil {
 		w.timer.Stop()
@@ -515,7 +613,7 @@ func (w *Writer) sealInBackground(seg *openSegment) {
 			if w.failed == nil {
 				w.failLocked(err, nil)
 			}
-			w.mu.Unlock()
+			w.unlock()
 		}
 	}()
 }
@@ -538,6 +636,7 @@ func (w *Writer) seal(seg *openSegment) error {
 	if err != nil {
 		return err
 	}
+	w.metrics.SegmentSealed(seg.id)
 	if w.obs != nil {
 		w.mu.Lock()
 		w.obs.Sealed(seg.id, info)
@@ -580,6 +679,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	var err error
 	if sealNow {
 		err = w.seal(seg)
+		if errors.Is(err, walerr.ErrFenced) {
+			w.metrics.Fenced() // the writer is not failed: nothing else reports it
+		}
 	}
 	if failed != nil {
 		// Uploads of a failed writer may still be retrying: stop them.
@@ -601,5 +703,5 @@ func (w *Writer) abort() {
 	if w.failed == nil {
 		w.failLocked(errors.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome), nil)
 	}
-	w.mu.Unlock()
+	w.unlock()
 }

@@ -34,6 +34,7 @@ type clientOptions struct {
 	etcd    *clientv3.Client
 	store   objstore.Store
 	logger  *zap.Logger
+	metrics Metrics
 }
 
 // WithEtcdClient makes the client use cli instead of dialling
@@ -58,6 +59,7 @@ type Client struct {
 	backend segment.Backend
 	hub     *tailHub
 	logger  *zap.Logger
+	metrics Metrics // nil: measure nothing (metrics.go)
 
 	ownEtcd   *clientv3.Client
 	ownStore  closableStore
@@ -81,7 +83,7 @@ func New(ctx context.Context, cfg options.Config, opts ...Option) (*Client, erro
 	if o.logger == nil {
 		o.logger = zap.NewNop()
 	}
-	c := &Client{cfg: cfg, hub: newTailHub(), logger: o.logger}
+	c := &Client{cfg: cfg, hub: newTailHub(), logger: o.logger, metrics: o.metrics}
 	cli := o.etcd
 	if cli == nil {
 		var err error

@@ -71,6 +71,7 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 		RollMaxBytes: w.RollMaxBytes, RollMaxAge: w.RollMaxAge, RollMaxBlocks: int64(w.RollMaxBlocks),
 		RetryInitialBackoff: w.UploadRetry.InitialBackoff, RetryMaxBackoff: w.UploadRetry.MaxBackoff,
 		RetryTimeout: w.UploadRetry.TotalTimeout,
+		Metrics:      l.c.segmentMetrics(),
 	}, l.c.backend, &writerMeta{store: l.c.meta, tok: tok, created: map[int64]meta.SegmentMeta{}},
 		hubObserver{hub: l.c.hub, logID: l.info.ID})
 	return &Writer{w: sw, log: l, epoch: epoch}, nil
@@ -92,6 +93,10 @@ func (l *Log) recoverSegment(ctx context.Context, tok meta.WriterToken, sm meta.
 	sm.LastEntry, sm.Blocks, sm.Bytes = info.LastEntry, info.Blocks, info.Bytes
 	if _, err := l.c.meta.SealSegment(ctx, tok, sm); err != nil {
 		return err
+	}
+	if m := l.c.metrics; m != nil {
+		m.SegmentSealed()
+		m.Fencing(FenceSegmentRecovered)
 	}
 	l.c.hub.notify(l.info.ID, nil)
 	return nil

@@ -242,6 +242,9 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 				continue
 			}
 			r.next = EntryID{Segment: id.Segment, Entry: id.Entry + 1}
+			if m := r.log.c.metrics; m != nil {
+				m.ObserveRead(1, int64(len(p)))
+			}
 			return Entry{ID: id, Payload: p}, nil
 		}
 		if r.dirty {

@@ -175,7 +175,7 @@ least 1), fencing any writer of that epoch still running; --epoch sets it.`,
 			} else {
 				src = &prefixedReader{r: in, max: maxEntry}
 			}
-			res, appendErr := appendAll(ctx, w, src, depth, e, a.stdout, ids)
+			res, appendErr := appendAll(ctx, w, src, depth, a.stdout, ids)
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			closeErr := w.Close(cctx)
@@ -225,13 +225,13 @@ type appendResult struct {
 
 // appendAll appends every entry of src through w, keeping up to depth in
 // flight, and stops at the first failure. It returns what was acknowledged.
-func appendAll(ctx context.Context, w *woodpecker.Writer, src entryReader, depth int, e *env,
+func appendAll(ctx context.Context, w *woodpecker.Writer, src entryReader, depth int,
 	out io.Writer, printIDs bool) (appendResult, error) {
+	// The client reports each append's outcome to the metrics itself.
 	type pending struct {
 		fut   *woodpecker.AppendFuture
 		where string
 		size  int
-		start time.Time
 	}
 	var res appendResult
 	queue := make(chan pending, depth)
@@ -244,7 +244,6 @@ func appendAll(ctx context.Context, w *woodpecker.Writer, src entryReader, depth
 				continue // drain: the writer fails every later entry too
 			}
 			id, err := p.fut.Wait(ctx)
-			e.metrics.ObserveAppend(p.size, time.Since(p.start), err)
 			if err != nil {
 				failed = errors.Wrapf(err, "%s", p.where)
 				continue
@@ -271,14 +270,12 @@ func appendAll(ctx context.Context, w *woodpecker.Writer, src entryReader, depth
 			readErr = err
 			break
 		}
-		start := time.Now()
 		fut, err := w.AppendAsync(ctx, payload)
 		if err != nil {
-			e.metrics.ObserveAppend(len(payload), time.Since(start), err)
 			readErr = errors.Wrapf(err, "%s", where)
 			break
 		}
-		queue <- pending{fut: fut, where: where, size: len(payload), start: start}
+		queue <- pending{fut: fut, where: where, size: len(payload)}
 	}
 	close(queue)
 	err := <-waitErr

@@ -25,6 +25,8 @@ import (
 // backendMemory is the bench-only storage kept in this process's memory.
 const backendMemory = "memory"
 
+var _ woodpecker.Metrics = (*metrics.Metrics)(nil)
+
 // env is what a command connected to: etcd (perhaps embedded), the
 // storage, the client, the logger and the metrics. Close releases it all.
 type env struct {
@@ -86,7 +88,10 @@ func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
 			return nil, err
 		}
 	}
-	opts := []woodpecker.Option{woodpecker.WithLogger(lg)}
+	// The client reports appends, block writes, seals, fencing and reads
+	// itself, on every backend; the instrumented store adds the fence
+	// events only an object store sees.
+	opts := []woodpecker.Option{woodpecker.WithLogger(lg), woodpecker.WithMetrics(e.metrics)}
 	if err := e.openStorage(ctx, o); err != nil {
 		return nil, err
 	}

@@ -110,7 +110,6 @@ Output formats (--output):
 				if err := pr.print(ent); err != nil {
 					return err
 				}
-				e.metrics.ObserveRead(1, int64(len(ent.Payload)))
 				pos.Store(&ent.ID)
 				if noFollow && !ent.ID.Less(last) {
 					break

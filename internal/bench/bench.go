@@ -119,7 +119,8 @@ type Config struct {
 	// SkipRead skips reading the logs back.
 	SkipRead bool
 
-	// Raw, when set, is measured before the engine.
+	// Raw, when set, is measured before the engine, and its throughput
+	// again after the write phase unless RawOnce.
 	Raw RawTarget
 	// RawBytes bounds the raw throughput phase (default: TotalBytes, at
 	// least one block per stream; with only Duration set, Duration bounds

@@ -3,12 +3,13 @@
 //
 // A Metrics value owns its own registry (never the global default one), so
 // that several clients, or tests, in one process do not collide. Its Observe
-// and event methods are what the engine and the tools call when something
-// happens; they are cheap (atomic updates) and safe for concurrent use.
-// InstrumentStore derives the storage-level metrics (blocks uploaded, their
-// sizes, uploads in flight, retries, fences) from the object store calls
-// themselves, for engines that report nothing else; SetGCSource reads the
-// garbage collector's and compaction's counters at each scrape.
+// and event methods are what the engine calls when something happens (a
+// *Metrics is a woodpecker.Metrics: give it to the client with
+// woodpecker.WithMetrics); they are cheap (atomic updates) and safe for
+// concurrent use. InstrumentStore adds the events only the object store
+// sees (fences placed, create-only writes that found their slot taken);
+// SetGCSource reads the garbage collector's and compaction's counters at
+// each scrape.
 //
 // Every metric is named woodpecker_<subsystem>_<name>; configs/grafana-
 // dashboard.json charts them.
@@ -161,17 +162,14 @@ func AppendResult(err error) string {
 
 // ObserveAppend records one completed append of n payload bytes that took
 // d, with its outcome err. Only acknowledged appends count towards bytes
-// and latency. An append that failed with ErrFenced also counts a
-// writer_fenced event.
+// and latency. A fenced writer reports its fencing once, through Fencing,
+// however many of its appends fail with ErrFenced.
 func (m *Metrics) ObserveAppend(n int, d time.Duration, err error) {
 	result := AppendResult(err)
 	m.appends.WithLabelValues(result).Inc()
-	switch result {
-	case ResultOK:
+	if result == ResultOK {
 		m.appendBytes.Add(float64(n))
 		m.appendLatency.Observe(d.Seconds())
-	case ResultFenced:
-		m.fencing.WithLabelValues(FenceWriterFenced).Inc()
 	}
 }
 
