@@ -463,7 +463,8 @@ func (w *Writer) writeBlock(b *block) error {
 	for i, e := range b.entries {
 		payloads[i] = e.payload
 	}
-	data, err := EncodeBlock(nil, BlockHeader{
+	buf := getBlockBuf()
+	data, err := EncodeBlock((*buf)[:0], BlockHeader{
 		LogID: w.cfg.LogID, SegmentID: b.seg.id, FirstEntry: b.first,
 		Count: uint32(len(b.entries)), Epoch: w.cfg.Epoch, BlockNo: b.no,
 	}, payloads, w.cfg.Compression)
@@ -472,7 +473,7 @@ func (w *Writer) writeBlock(b *block) error {
 	}
 	b.size = int64(len(data))
 	attempts := 0
-	return w.retry(func(ctx context.Context) error {
+	err = w.retry(func(ctx context.Context) error {
 		// Once the writer failed, issue no more writes: the block's
 		// entries were already failed, definitely if it was never written.
 		w.mu.Lock()
@@ -491,7 +492,28 @@ func (w *Writer) writeBlock(b *block) error {
 		w.metrics.BlockWriteDone(len(data), time.Since(start), err)
 		return err
 	}, "write block %d of segment %d of log %d", b.no, b.seg.id, w.cfg.LogID)
+	if err == nil {
+		// Only after a success is nothing reading the buffer any more: an
+		// HTTP transport may still send a failed request's body after the
+		// call returned, so a failed block's buffer is left to the GC.
+		*buf = data
+		putBlockBuf(buf)
+	}
+	return err
 }
+
+// blockBufs recycles encoded-block buffers: allocating (and zeroing) a fresh
+// multi-MiB buffer per block costs more CPU than encoding it.
+var blockBufs sync.Pool
+
+func getBlockBuf() *[]byte {
+	if p, ok := blockBufs.Get().(*[]byte); ok {
+		return p
+	}
+	return new([]byte)
+}
+
+func putBlockBuf(p *[]byte) { blockBufs.Put(p) }
 
 // retry runs op until it succeeds, fails for good (fenced), or the retry
 // timeout passes; then the outcome is unknown.
