@@ -10,6 +10,19 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 )
 
+// checkValidation checks that validate (named name) accepts in when ok, and
+// rejects it with ErrInvalidKey otherwise.
+func checkValidation(t *testing.T, name string, validate func(string) error, in string, ok bool) {
+	t.Helper()
+	err := validate(in)
+	if ok && err != nil {
+		t.Errorf("%s(%q) = %v, want nil", name, in, err)
+	}
+	if !ok && !errors.Is(err, objstore.ErrInvalidKey) {
+		t.Errorf("%s(%q) = %v, want ErrInvalidKey", name, in, err)
+	}
+}
+
 func TestValidateKey(t *testing.T) {
 	cases := []struct {
 		key string
@@ -37,13 +50,7 @@ func TestValidateKey(t *testing.T) {
 		{strings.Repeat("k", objstore.MaxKeyLen+1), false},
 	}
 	for _, c := range cases {
-		err := objstore.ValidateKey(c.key)
-		if c.ok && err != nil {
-			t.Errorf("ValidateKey(%q) = %v, want nil", c.key, err)
-		}
-		if !c.ok && !errors.Is(err, objstore.ErrInvalidKey) {
-			t.Errorf("ValidateKey(%q) = %v, want ErrInvalidKey", c.key, err)
-		}
+		checkValidation(t, "ValidateKey", objstore.ValidateKey, c.key, c.ok)
 	}
 }
 
@@ -67,13 +74,7 @@ func TestValidatePrefix(t *testing.T) {
 		{"\x00", false},
 	}
 	for _, c := range cases {
-		err := objstore.ValidatePrefix(c.prefix)
-		if c.ok && err != nil {
-			t.Errorf("ValidatePrefix(%q) = %v, want nil", c.prefix, err)
-		}
-		if !c.ok && !errors.Is(err, objstore.ErrInvalidKey) {
-			t.Errorf("ValidatePrefix(%q) = %v, want ErrInvalidKey", c.prefix, err)
-		}
+		checkValidation(t, "ValidatePrefix", objstore.ValidatePrefix, c.prefix, c.ok)
 	}
 }
 

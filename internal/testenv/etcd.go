@@ -2,15 +2,10 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +19,7 @@ import (
 // envEtcdEndpoints names external etcd endpoints, comma-separated.
 const envEtcdEndpoints = "WOODPECKER_TEST_ETCD_ENDPOINTS"
 
-var sharedEtcd struct {
-	once      sync.Once
-	endpoints []string
-	err       error
-}
+var sharedEtcd sharedServer[[]string]
 
 // EtcdEndpoints returns the endpoints of the etcd shared by all tests of
 // this test binary: those in WOODPECKER_TEST_ETCD_ENDPOINTS, or an etcd
@@ -40,26 +31,31 @@ var sharedEtcd struct {
 // The caller may modify the returned slice. Safe for concurrent use.
 func EtcdEndpoints(t testing.TB) []string {
 	t.Helper()
-	sharedEtcd.once.Do(func() {
-		if v := os.Getenv(envEtcdEndpoints); v != "" {
-			for _, ep := range strings.Split(v, ",") {
-				if ep = strings.TrimSpace(ep); ep != "" {
-					sharedEtcd.endpoints = append(sharedEtcd.endpoints, ep)
-				}
-			}
-			if len(sharedEtcd.endpoints) == 0 {
-				sharedEtcd.err = errors.Newf("%s=%q names no endpoint", envEtcdEndpoints, v)
-				return
-			}
-			announce(t, "external etcd at %s", strings.Join(sharedEtcd.endpoints, ","))
-			return
-		}
-		sharedEtcd.endpoints, sharedEtcd.err = startEmbeddedEtcd(t)
-	})
-	if sharedEtcd.err != nil {
-		unavailable(t, "etcd", sharedEtcd.err)
+	return append([]string(nil), sharedEtcd.get(t, "etcd", startSharedEtcd)...)
+}
+
+func startSharedEtcd(t testing.TB) ([]string, error) {
+	t.Helper()
+	if v := os.Getenv(envEtcdEndpoints); v != "" {
+		return externalEtcd(t, v)
 	}
-	return append([]string(nil), sharedEtcd.endpoints...)
+	return startEmbeddedEtcd(t)
+}
+
+// externalEtcd parses v, the value of WOODPECKER_TEST_ETCD_ENDPOINTS.
+func externalEtcd(t testing.TB, v string) ([]string, error) {
+	t.Helper()
+	var eps []string
+	for _, ep := range strings.Split(v, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, errors.Newf("%s=%q names no endpoint", envEtcdEndpoints, v)
+	}
+	announce(t, "external etcd at %s", strings.Join(eps, ","))
+	return eps, nil
 }
 
 // Etcd returns a client of the shared etcd (see EtcdEndpoints), closed at
@@ -132,9 +128,7 @@ func startEmbeddedEtcd(t testing.TB) ([]string, error) {
 // end the test with t.Fatal on failure); they are safe to call concurrently
 // with requests to the server.
 type EtcdProcess struct {
-	t         testing.TB
-	proc      *process
-	clientURL string
+	dedicatedServer
 }
 
 // StartEtcd starts a single-member etcd server (the binary built by make
@@ -143,27 +137,17 @@ type EtcdProcess struct {
 // skipped (fails when CI=true).
 func StartEtcd(t testing.TB) *EtcdProcess {
 	t.Helper()
-	bin, err := ToolPath("etcd")
-	if err != nil {
-		unavailable(t, "etcd binary", err)
-	}
-	dir := t.TempDir()
-	var lastErr error
-	for range 3 {
-		cport, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pport, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pport == cport {
-			continue
-		}
-		curl := "http://127.0.0.1:" + strconv.Itoa(cport)
-		purl := "http://127.0.0.1:" + strconv.Itoa(pport)
-		p := &process{
+	return &EtcdProcess{startDedicated(t, etcdBinary)}
+}
+
+var etcdBinary = binary{tool: "etcd", name: "etcd", version: etcdVersion, launch: launchEtcd}
+
+// launchEtcd starts a single-member etcd with its data in dir/data and its
+// log in dir/etcd.log, and returns it and its client URL.
+func launchEtcd(bin, dir string) (*process, string, error) {
+	p, addrs, err := startOnFreePorts(2, func(addrs []string) *process {
+		curl, purl := "http://"+addrs[0], "http://"+addrs[1]
+		return &process{
 			name: "etcd",
 			bin:  bin,
 			args: []string{
@@ -177,51 +161,17 @@ func StartEtcd(t testing.TB) *EtcdProcess {
 			logPath: filepath.Join(dir, "etcd.log"),
 			ready:   etcdReady(curl),
 		}
-		if lastErr = p.start(); lastErr != nil {
-			continue
-		}
-		t.Cleanup(func() { p.stop(syscall.SIGKILL) })
-		t.Logf("testenv: dedicated etcd %s at %s (pid %d)", etcdVersion, curl, p.pid())
-		return &EtcdProcess{t: t, proc: p, clientURL: curl}
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	t.Fatalf("testenv: starting a dedicated etcd: %v", lastErr)
-	return nil
+	return p, "http://" + addrs[0], nil
 }
 
 func etcdReady(clientURL string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		code, body, err := httpGet(ctx, clientURL+"/health")
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK || !strings.Contains(body, `"health":"true"`) {
-			return errors.Newf("/health answered %d %q", code, body)
-		}
-		return nil
-	}
+	return healthReady(clientURL+"/health", `"health":"true"`)
 }
 
 // Endpoints returns the client endpoints; the same across restarts. The
 // caller may modify the returned slice.
-func (e *EtcdProcess) Endpoints() []string { return []string{e.clientURL} }
-
-// Stop sends SIGTERM and waits for the server to exit (SIGKILL after 30s).
-// Stopping a stopped server does nothing.
-func (e *EtcdProcess) Stop() { e.proc.stop(syscall.SIGTERM) }
-
-// Kill sends SIGKILL and waits for the server to exit, like a crash.
-func (e *EtcdProcess) Kill() { e.proc.stop(syscall.SIGKILL) }
-
-// Start starts a stopped server again on the same ports and data folder and
-// waits until /health reports it healthy; the test fails if it does not.
-func (e *EtcdProcess) Start() {
-	e.t.Helper()
-	if err := e.proc.start(); err != nil {
-		e.t.Fatalf("testenv: restarting etcd: %v", err)
-	}
-}
-
-// String names the server, for test logs.
-func (e *EtcdProcess) String() string {
-	return fmt.Sprintf("etcd at %s (pid %d)", e.clientURL, e.proc.pid())
-}
+func (e *EtcdProcess) Endpoints() []string { return []string{e.addr} }

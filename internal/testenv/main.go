@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cockroachdb/errors"
@@ -63,6 +64,47 @@ func stopShared() {
 	if base != "" {
 		_ = os.RemoveAll(base)
 	}
+}
+
+// sharedServer is a server shared by every test of the test binary: started
+// on first use, stopped by Main. Safe for concurrent use.
+type sharedServer[T any] struct {
+	once sync.Once
+	val  T
+	err  error
+}
+
+// get returns the server, which start(t) starts on first use. A server that
+// could not be had ends the test, on every use (see unavailable); what names
+// it in that message.
+func (s *sharedServer[T]) get(t testing.TB, what string, start func(testing.TB) (T, error)) T {
+	t.Helper()
+	s.once.Do(func() { s.val, s.err = start(t) })
+	if s.err != nil {
+		unavailable(t, what, s.err)
+	}
+	return s.val
+}
+
+// startShared starts b as a shared server, in a folder under this process's
+// temp folder, to be stopped with SIGTERM by Main, and returns its address.
+func startShared(t testing.TB, b binary) (string, error) {
+	t.Helper()
+	bin, err := ToolPath(b.tool)
+	if err != nil {
+		return "", err
+	}
+	dir, err := sharedDir(b.tool)
+	if err != nil {
+		return "", err
+	}
+	p, addr, err := b.launch(bin, dir)
+	if err != nil {
+		return "", err
+	}
+	onStopShared(func() { p.stop(syscall.SIGTERM) })
+	announce(t, "%s %s at %s (pid %d, data %s)", p.name, b.version, addr, p.pid(), dir)
+	return addr, nil
 }
 
 // tempPrefix starts the name of every temp folder of this package; the PID

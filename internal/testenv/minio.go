@@ -2,14 +2,10 @@ package testenv
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/cockroachdb/errors"
@@ -48,11 +44,7 @@ const (
 	envS3Region    = "WOODPECKER_TEST_S3_REGION"
 )
 
-var sharedMinIO struct {
-	once sync.Once
-	s3   S3
-	err  error
-}
+var sharedMinIO sharedServer[S3]
 
 // MinIO returns the S3 server shared by all tests of this test binary: the
 // external one named by WOODPECKER_TEST_S3_ENDPOINT (Name "external"), or a
@@ -63,20 +55,19 @@ var sharedMinIO struct {
 // Safe for concurrent use.
 func MinIO(t testing.TB) S3 {
 	t.Helper()
-	sharedMinIO.once.Do(func() {
-		if os.Getenv(envS3Endpoint) != "" {
-			sharedMinIO.s3, sharedMinIO.err = externalS3()
-			if sharedMinIO.err == nil {
-				announce(t, "external S3 at %s (secure=%t)", sharedMinIO.s3.Endpoint, sharedMinIO.s3.Secure)
-			}
-			return
-		}
-		sharedMinIO.s3, sharedMinIO.err = startSharedMinIO(t)
-	})
-	if sharedMinIO.err != nil {
-		unavailable(t, "MinIO", sharedMinIO.err)
+	return sharedMinIO.get(t, "MinIO", startSharedMinIO)
+}
+
+func startSharedMinIO(t testing.TB) (S3, error) {
+	t.Helper()
+	if os.Getenv(envS3Endpoint) == "" {
+		return startSharedS3(t, minioBinary)
 	}
-	return sharedMinIO.s3
+	s, err := externalS3()
+	if err == nil {
+		announce(t, "external S3 at %s (secure=%t)", s.Endpoint, s.Secure)
+	}
+	return s, err
 }
 
 func externalS3() (S3, error) {
@@ -110,40 +101,52 @@ func externalS3() (S3, error) {
 	return s, nil
 }
 
-func startSharedMinIO(t testing.TB) (S3, error) {
+// startSharedS3 starts b, an S3 server, as a shared server (startShared).
+func startSharedS3(t testing.TB, b binary) (S3, error) {
 	t.Helper()
-	bin, err := ToolPath("minio")
+	addr, err := startShared(t, b)
 	if err != nil {
 		return S3{}, err
 	}
-	dir, err := sharedDir("minio")
-	if err != nil {
-		return S3{}, err
-	}
-	p, s, err := launchMinIO(bin, dir)
-	if err != nil {
-		return S3{}, err
-	}
-	onStopShared(func() { p.stop(syscall.SIGTERM) })
-	announce(t, "MinIO %s at %s (pid %d, data %s)", minioVersion, s.Endpoint, p.pid(), dir)
-	return s, nil
+	return localS3(b.tool, addr), nil
 }
 
-// launchMinIO starts MinIO with its data in dir/data and its log in
-// dir/minio.log. A port taken between picking and binding is retried.
-func launchMinIO(bin, dir string) (*process, S3, error) {
+// localS3 describes an S3 server testenv started at addr; name is its
+// S3.Name.
+func localS3(name, addr string) S3 {
+	return S3{
+		Endpoint:  addr,
+		AccessKey: localAccessKey,
+		SecretKey: localSecretKey,
+		Region:    localRegion,
+		Name:      name,
+	}
+}
+
+// launchS3 creates dir/data and starts the S3 server process newProc makes
+// for a free address and that data folder; name is the server's, for
+// messages. It returns the process and its address.
+func launchS3(dir, name string, newProc func(addr, data string) *process) (*process, string, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		return nil, S3{}, errors.Wrap(err, "testenv: creating MinIO's data folder")
+		return nil, "", errors.Wrapf(err, "testenv: creating %s's data folder", name)
 	}
-	var lastErr error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return nil, S3{}, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		p := &process{
+	p, addrs, err := startOnFreePorts(1, func(addrs []string) *process {
+		return newProc(addrs[0], data)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return p, addrs[0], nil
+}
+
+var minioBinary = binary{tool: "minio", name: "MinIO", version: minioVersion, launch: launchMinIO}
+
+// launchMinIO starts MinIO with its data in dir/data and its log in
+// dir/minio.log, and returns it and its address.
+func launchMinIO(bin, dir string) (*process, string, error) {
+	return launchS3(dir, "MinIO", func(addr, data string) *process {
+		return &process{
 			name: "MinIO",
 			bin:  bin,
 			args: []string{"server", "--address", addr, "--quiet", data},
@@ -156,30 +159,11 @@ func launchMinIO(bin, dir string) (*process, S3, error) {
 			logPath: filepath.Join(dir, "minio.log"),
 			ready:   minioReady(addr),
 		}
-		if lastErr = p.start(); lastErr == nil {
-			return p, S3{
-				Endpoint:  addr,
-				AccessKey: localAccessKey,
-				SecretKey: localSecretKey,
-				Region:    localRegion,
-				Name:      "minio",
-			}, nil
-		}
-	}
-	return nil, S3{}, lastErr
+	})
 }
 
 func minioReady(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		code, _, err := httpGet(ctx, "http://"+addr+"/minio/health/ready")
-		if err != nil {
-			return err
-		}
-		if code != http.StatusOK {
-			return errors.Newf("/minio/health/ready answered %d", code)
-		}
-		return nil
-	}
+	return healthReady("http://"+addr+"/minio/health/ready", "")
 }
 
 // MinIOProcess is a MinIO server owned by one test, which may stop, kill and
@@ -188,9 +172,8 @@ func minioReady(addr string) func(context.Context) error {
 // (they end the test with t.Fatal on failure); they are safe to call
 // concurrently with requests to the server.
 type MinIOProcess struct {
-	t    testing.TB
-	proc *process
-	s3   S3
+	dedicatedServer
+	s3 S3
 }
 
 // StartMinIO starts a MinIO server for this test alone, on a free port with
@@ -199,40 +182,9 @@ type MinIOProcess struct {
 // binary the test is skipped (fails when CI=true).
 func StartMinIO(t testing.TB) *MinIOProcess {
 	t.Helper()
-	bin, err := ToolPath("minio")
-	if err != nil {
-		unavailable(t, "MinIO", err)
-	}
-	dir := t.TempDir()
-	p, s, err := launchMinIO(bin, dir)
-	if err != nil {
-		t.Fatalf("testenv: starting a dedicated MinIO: %v", err)
-	}
-	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
-	t.Logf("testenv: dedicated MinIO %s at %s (pid %d)", minioVersion, s.Endpoint, p.pid())
-	return &MinIOProcess{t: t, proc: p, s3: s}
+	d := startDedicated(t, minioBinary)
+	return &MinIOProcess{dedicatedServer: d, s3: localS3("minio", d.addr)}
 }
 
 // S3 returns how to reach the server; the same across restarts.
 func (m *MinIOProcess) S3() S3 { return m.s3 }
-
-// Stop sends SIGTERM and waits for the server to exit (SIGKILL after 30s).
-// Stopping a stopped server does nothing.
-func (m *MinIOProcess) Stop() { m.proc.stop(syscall.SIGTERM) }
-
-// Kill sends SIGKILL and waits for the server to exit, like a crash.
-func (m *MinIOProcess) Kill() { m.proc.stop(syscall.SIGKILL) }
-
-// Start starts a stopped server again on the same port and data folder and
-// waits until it is ready; the test fails if it does not come up.
-func (m *MinIOProcess) Start() {
-	m.t.Helper()
-	if err := m.proc.start(); err != nil {
-		m.t.Fatalf("testenv: restarting MinIO: %v", err)
-	}
-}
-
-// String names the server, for test logs.
-func (m *MinIOProcess) String() string {
-	return fmt.Sprintf("MinIO at %s (pid %d)", m.s3.Endpoint, m.proc.pid())
-}

@@ -26,6 +26,16 @@ const (
 	logTailLines = 40
 )
 
+// binary is a server binary testenv runs, and how to launch it.
+type binary struct {
+	tool    string // its name for ToolPath: "minio"
+	name    string // for messages: "MinIO"
+	version string // the version ToolPath finds
+	// launch starts the binary at bin with its data and log in dir, on free
+	// ports, and returns the process and the address clients use.
+	launch func(bin, dir string) (*process, string, error)
+}
+
 // process is one server binary run as a child process: started, probed until
 // ready, stopped or killed by its PID, and started again with the same
 // arguments (so the same ports and data folder). Its output goes to logPath,
@@ -165,17 +175,49 @@ func minimalEnv() []string {
 	return env
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, errors.Wrap(err, "testenv: finding a free port")
+// portAttempts bounds how often a server is started on fresh ports: another
+// process may take a port between freeAddrs picking it and the server
+// binding it.
+const portAttempts = 3
+
+// startOnFreePorts starts the process newProc makes for count free
+// addresses of 127.0.0.1 ("127.0.0.1:port"), and on failure starts afresh
+// on new ports, up to portAttempts times. It returns the process and its
+// addresses, or the last start's error.
+func startOnFreePorts(count int, newProc func(addrs []string) *process) (*process, []string, error) {
+	var lastErr error
+	for range portAttempts {
+		addrs, err := freeAddrs(count)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := newProc(addrs)
+		if lastErr = p.start(); lastErr == nil {
+			return p, addrs, nil
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, errors.Wrap(err, "testenv: finding a free port")
+	return nil, nil, lastErr
+}
+
+// freeAddrs returns count different addresses on 127.0.0.1 that were free a
+// moment ago. Each port is held until all are picked, so they differ.
+func freeAddrs(count int) ([]string, error) {
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	addrs := make([]string, 0, count)
+	for range count {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, errors.Wrap(err, "testenv: finding a free port")
+		}
+		listeners = append(listeners, l)
+		addrs = append(addrs, l.Addr().String())
 	}
-	return port, nil
+	return addrs, nil
 }
 
 // probeClient is used for readiness probes. No keep-alive: nothing lingers
@@ -198,4 +240,19 @@ func httpGet(ctx context.Context, url string) (int, string, error) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	return resp.StatusCode, string(body), nil
+}
+
+// healthReady is a readiness probe: ready once GET url answers 200 OK with a
+// body that contains want ("" accepts any body).
+func healthReady(url, want string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		code, body, err := httpGet(ctx, url)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			return errors.Newf("%s answered %d %q", url, code, body)
+		}
+		return nil
+	}
 }

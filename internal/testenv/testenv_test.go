@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -149,24 +151,36 @@ func newEtcdClient(t *testing.T, eps []string) *clientv3.Client {
 	return cli
 }
 
+// downModes are the two ways a test takes a dedicated server down.
+var downModes = []struct {
+	name string
+	down func(*dedicatedServer)
+}{
+	{"kill", (*dedicatedServer).Kill},
+	{"stop", (*dedicatedServer).Stop},
+}
+
+// takeDown takes d down as mode says and checks that its process is gone.
+func takeDown(t *testing.T, d *dedicatedServer, mode string, down func(*dedicatedServer)) {
+	t.Helper()
+	pid := d.proc.pid()
+	down(d)
+	if processAlive(pid) {
+		t.Fatalf("%s pid %d still alive after %s", d.proc.name, pid, mode)
+	}
+}
+
 func TestEtcdProcessRestartKeepsData(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		down func(*EtcdProcess)
-	}{
-		{"kill", (*EtcdProcess).Kill},
-		{"stop", (*EtcdProcess).Stop},
-	} {
+	for _, tc := range downModes {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t)
 			e := StartEtcd(t)
+			if want := "etcd at " + e.Endpoints()[0] + " (pid "; !strings.HasPrefix(e.String(), want) {
+				t.Errorf("String() = %q, want it to start with %q", e.String(), want)
+			}
 			etcdPutGet(ctx, t, newEtcdClient(t, e.Endpoints()), "k", "survives")
 
-			pid := e.proc.pid()
-			tc.down(e)
-			if processAlive(pid) {
-				t.Fatalf("etcd pid %d still alive after %s", pid, tc.name)
-			}
+			takeDown(t, &e.dedicatedServer, tc.name, tc.down)
 			e.Start()
 			etcdExpect(ctx, t, newEtcdClient(t, e.Endpoints()), "k", "survives")
 		})
@@ -174,13 +188,7 @@ func TestEtcdProcessRestartKeepsData(t *testing.T) {
 }
 
 func TestMinIOProcessRestartKeepsObjects(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		down func(*MinIOProcess)
-	}{
-		{"stop", (*MinIOProcess).Stop},
-		{"kill", (*MinIOProcess).Kill},
-	} {
+	for _, tc := range downModes {
 		t.Run(tc.name, func(t *testing.T) {
 			m := StartMinIO(t)
 			cli, bucket := putGet(t, m.S3())
@@ -190,11 +198,7 @@ func TestMinIOProcessRestartKeepsObjects(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			pid := m.proc.pid()
-			tc.down(m)
-			if processAlive(pid) {
-				t.Fatalf("MinIO pid %d still alive after %s", pid, tc.name)
-			}
+			takeDown(t, &m.dedicatedServer, tc.name, tc.down)
 			if err := minioReady(m.S3().Endpoint)(ctx); err == nil {
 				t.Fatal("MinIO answered while down")
 			}
@@ -204,6 +208,47 @@ func TestMinIOProcessRestartKeepsObjects(t *testing.T) {
 				t.Fatalf("after restart got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+func TestFreeAddrs(t *testing.T) {
+	addrs, err := freeAddrs(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "127.0.0.1:") || seen[a] {
+			t.Errorf("freeAddrs(3) = %v: want three different addresses on 127.0.0.1", addrs)
+		}
+		seen[a] = true
+	}
+	if len(addrs) != 3 {
+		t.Errorf("freeAddrs(3) = %v", addrs)
+	}
+}
+
+// TestStartOnFreePortsRetries: a server that does not come up is started
+// afresh on new ports, portAttempts times, and the last failure is returned.
+func TestStartOnFreePortsRetries(t *testing.T) {
+	bin, err := exec.LookPath("false")
+	if err != nil {
+		t.Skipf("no false(1) to stand for a server that exits at once: %v", err)
+	}
+	logPath := filepath.Join(t.TempDir(), "false.log")
+	var calls []string
+	p, addrs, err := startOnFreePorts(2, func(addrs []string) *process {
+		calls = append(calls, strings.Join(addrs, ","))
+		return &process{
+			name: "false", bin: bin, logPath: logPath,
+			ready: func(context.Context) error { return errors.New("not ready") },
+		}
+	})
+	if p != nil || addrs != nil || err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Fatalf("startOnFreePorts = %v, %v, %v; want no process and the start's error", p, addrs, err)
+	}
+	if len(calls) != portAttempts {
+		t.Fatalf("%d starts (%v), want %d", len(calls), calls, portAttempts)
 	}
 }
 

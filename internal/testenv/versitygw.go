@@ -2,21 +2,11 @@ package testenv
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
-
-	"github.com/cockroachdb/errors"
 )
 
-var sharedVersityGW struct {
-	once sync.Once
-	s3   S3
-	err  error
-}
+var sharedVersityGW sharedServer[S3]
 
 // VersityGW returns a versitygw S3 gateway shared by all tests of this test
 // binary (Name "versitygw"), started on first use with its posix backend in
@@ -26,37 +16,18 @@ var sharedVersityGW struct {
 // skipped, or fails when CI=true. Safe for concurrent use.
 func VersityGW(t testing.TB) S3 {
 	t.Helper()
-	sharedVersityGW.once.Do(func() {
-		sharedVersityGW.s3, sharedVersityGW.err = startSharedVersityGW(t)
+	return sharedVersityGW.get(t, "versitygw", func(t testing.TB) (S3, error) {
+		return startSharedS3(t, versityGWBinary)
 	})
-	if sharedVersityGW.err != nil {
-		unavailable(t, "versitygw", sharedVersityGW.err)
-	}
-	return sharedVersityGW.s3
 }
 
-func startSharedVersityGW(t testing.TB) (S3, error) {
-	t.Helper()
-	bin, err := ToolPath("versitygw")
-	if err != nil {
-		return S3{}, err
-	}
-	dir, err := sharedDir("versitygw")
-	if err != nil {
-		return S3{}, err
-	}
-	data := filepath.Join(dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return S3{}, errors.Wrap(err, "testenv: creating versitygw's data folder")
-	}
-	var lastErr error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return S3{}, err
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		p := &process{
+var versityGWBinary = binary{tool: "versitygw", name: "versitygw", version: versityGWVersion, launch: launchVersityGW}
+
+// launchVersityGW starts versitygw with its posix backend in dir/data and
+// its log in dir/versitygw.log, and returns it and its address.
+func launchVersityGW(bin, dir string) (*process, string, error) {
+	return launchS3(dir, "versitygw", func(addr, data string) *process {
+		return &process{
 			name: "versitygw",
 			bin:  bin,
 			args: []string{
@@ -67,20 +38,7 @@ func startSharedVersityGW(t testing.TB) (S3, error) {
 			logPath: filepath.Join(dir, "versitygw.log"),
 			ready:   anyHTTPAnswer("http://" + addr + "/"),
 		}
-		if lastErr = p.start(); lastErr != nil {
-			continue
-		}
-		onStopShared(func() { p.stop(syscall.SIGTERM) })
-		announce(t, "versitygw %s at %s (pid %d, data %s)", versityGWVersion, addr, p.pid(), dir)
-		return S3{
-			Endpoint:  addr,
-			AccessKey: localAccessKey,
-			SecretKey: localSecretKey,
-			Region:    localRegion,
-			Name:      "versitygw",
-		}, nil
-	}
-	return S3{}, lastErr
+	})
 }
 
 // anyHTTPAnswer is ready once the server answers HTTP at all (versitygw has

@@ -323,19 +323,27 @@ func testRangeReads(t *testing.T, s objstore.Store, _ Capabilities) {
 	}
 }
 
+// checkReadErrs checks that Get, GetRange and Stat of key all fail with
+// want (named wantName in messages).
+func checkReadErrs(t *testing.T, s objstore.Store, key string, want error, wantName string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := s.Get(ctx, key); !errors.Is(err, want) {
+		t.Errorf("get %q: err = %v, want %s", key, err, wantName)
+	}
+	if _, err := s.GetRange(ctx, key, 0, 1); !errors.Is(err, want) {
+		t.Errorf("get range %q: err = %v, want %s", key, err, wantName)
+	}
+	if _, err := s.Stat(ctx, key); !errors.Is(err, want) {
+		t.Errorf("stat %q: err = %v, want %s", key, err, wantName)
+	}
+}
+
 func testNotFound(t *testing.T, s objstore.Store, _ Capabilities) {
 	ctx := t.Context()
 	mustPut(t, s, "nf/present", []byte("x"))
 	for _, key := range []string{"nf/missing", "nf", "nf/present/below", "other/missing"} {
-		if _, err := s.Get(ctx, key); !errors.Is(err, objstore.ErrNotFound) {
-			t.Errorf("get %q: err = %v, want ErrNotFound", key, err)
-		}
-		if _, err := s.GetRange(ctx, key, 0, 1); !errors.Is(err, objstore.ErrNotFound) {
-			t.Errorf("get range %q: err = %v, want ErrNotFound", key, err)
-		}
-		if _, err := s.Stat(ctx, key); !errors.Is(err, objstore.ErrNotFound) {
-			t.Errorf("stat %q: err = %v, want ErrNotFound", key, err)
-		}
+		checkReadErrs(t, s, key, objstore.ErrNotFound, "ErrNotFound")
 		if err := s.Delete(ctx, key); err != nil {
 			t.Errorf("delete of missing %q: %v, want nil", key, err)
 		}
@@ -351,15 +359,7 @@ func testInvalidKeys(t *testing.T, s objstore.Store, _ Capabilities) {
 		if err := s.Put(ctx, key, []byte("x"), objstore.PutOptions{}); !errors.Is(err, objstore.ErrInvalidKey) {
 			t.Errorf("put %q: err = %v, want ErrInvalidKey", key, err)
 		}
-		if _, err := s.Get(ctx, key); !errors.Is(err, objstore.ErrInvalidKey) {
-			t.Errorf("get %q: err = %v, want ErrInvalidKey", key, err)
-		}
-		if _, err := s.GetRange(ctx, key, 0, 1); !errors.Is(err, objstore.ErrInvalidKey) {
-			t.Errorf("get range %q: err = %v, want ErrInvalidKey", key, err)
-		}
-		if _, err := s.Stat(ctx, key); !errors.Is(err, objstore.ErrInvalidKey) {
-			t.Errorf("stat %q: err = %v, want ErrInvalidKey", key, err)
-		}
+		checkReadErrs(t, s, key, objstore.ErrInvalidKey, "ErrInvalidKey")
 		if err := s.Delete(ctx, key); !errors.Is(err, objstore.ErrInvalidKey) {
 			t.Errorf("delete %q: err = %v, want ErrInvalidKey", key, err)
 		}

@@ -117,14 +117,19 @@ func (s *Store) Root() string { return s.root }
 // it is idempotent.
 func (s *Store) Close() error { return nil }
 
-// path validates key and maps it to its file.
-func (s *Store) path(op, key string) (string, error) {
+// path checks key and ctx before operation op and maps key to its file.
+// The key is checked first, so a malformed key is reported as such even on
+// a cancelled context.
+func (s *Store) path(ctx context.Context, op, key string) (string, error) {
 	if err := objstore.ValidateKey(key); err != nil {
 		return "", errors.Wrapf(err, "localfs %s", op)
 	}
 	if hasTempSegment(key) {
 		return "", errors.Wrapf(objstore.ErrInvalidKey,
 			"localfs %s: key %q has a segment starting with %q, reserved for temporary files", op, key, TempPrefix)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", opErr(err, op, key)
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
@@ -150,12 +155,9 @@ func notFound(err error) bool {
 
 // Put implements objstore.Store.
 func (s *Store) Put(ctx context.Context, key string, data []byte, opts objstore.PutOptions) error {
-	p, err := s.path("put", key)
+	p, err := s.path(ctx, "put", key)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return opErr(err, "put", key)
 	}
 	dir := filepath.Dir(p)
 	for attempt := 0; ; attempt++ {
@@ -299,12 +301,9 @@ func syncDir(dir string) error {
 
 // Get implements objstore.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	p, err := s.path("get", key)
+	p, err := s.path(ctx, "get", key)
 	if err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, opErr(err, "get", key)
 	}
 	data, err := os.ReadFile(p)
 	if notFound(err) {
@@ -318,12 +317,9 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // GetRange implements objstore.Store.
 func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	p, err := s.path("get range", key)
+	p, err := s.path(ctx, "get range", key)
 	if err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, opErr(err, "get range", key)
 	}
 	f, err := os.Open(p)
 	if notFound(err) {
@@ -353,12 +349,9 @@ func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) 
 
 // Stat implements objstore.Store.
 func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
-	p, err := s.path("stat", key)
+	p, err := s.path(ctx, "stat", key)
 	if err != nil {
 		return objstore.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return objstore.ObjectInfo{}, opErr(err, "stat", key)
 	}
 	fi, err := os.Stat(p)
 	if notFound(err) || (err == nil && !fi.Mode().IsRegular()) {
@@ -373,12 +366,9 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 // Delete implements objstore.Store. It also removes directories left
 // empty, up to the root.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	p, err := s.path("delete", key)
+	p, err := s.path(ctx, "delete", key)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return opErr(err, "delete", key)
 	}
 	fi, err := os.Lstat(p)
 	if notFound(err) {

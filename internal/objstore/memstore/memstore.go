@@ -100,21 +100,11 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, opts objstore.
 
 // Get implements objstore.Store. The returned slice is a copy.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	s.counts[OpGet].Add(1)
-	if err := objstore.ValidateKey(key); err != nil {
-		return nil, errors.Wrap(err, "memstore get")
-	}
 	var out []byte
-	err := s.run(ctx, OpGet, key, func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		o, ok := s.objects[key]
-		if !ok {
-			return errors.Wrapf(objstore.ErrNotFound, "memstore get %q", key)
-		}
+	err := s.read(ctx, OpGet, "get", key, func(o object) error {
 		out = append([]byte{}, o.data...)
 		return nil
-	}, nil)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -123,25 +113,15 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // GetRange implements objstore.Store. The returned slice is a copy.
 func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	s.counts[OpGetRange].Add(1)
-	if err := objstore.ValidateKey(key); err != nil {
-		return nil, errors.Wrap(err, "memstore get range")
-	}
 	var out []byte
-	err := s.run(ctx, OpGetRange, key, func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		o, ok := s.objects[key]
-		if !ok {
-			return errors.Wrapf(objstore.ErrNotFound, "memstore get range %q", key)
-		}
+	err := s.read(ctx, OpGetRange, "get range", key, func(o object) error {
 		end, err := objstore.RangeEnd(int64(len(o.data)), offset, length)
 		if err != nil {
 			return errors.Wrapf(err, "memstore get range %q", key)
 		}
 		out = append([]byte{}, o.data[offset:end]...)
 		return nil
-	}, nil)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -150,22 +130,32 @@ func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) 
 
 // Stat implements objstore.Store.
 func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
-	s.counts[OpStat].Add(1)
-	if err := objstore.ValidateKey(key); err != nil {
-		return objstore.ObjectInfo{}, errors.Wrap(err, "memstore stat")
-	}
 	var info objstore.ObjectInfo
-	err := s.run(ctx, OpStat, key, func() error {
+	err := s.read(ctx, OpStat, "stat", key, func(o object) error {
+		info = objstore.ObjectInfo{Key: key, Size: int64(len(o.data)), LastModified: o.modTime}
+		return nil
+	})
+	return info, err
+}
+
+// read is the part Get, GetRange and Stat share: it counts op, checks the
+// key, and runs use on key's object under the injected rules and the
+// store's lock (use must copy what it keeps); a missing object is
+// ErrNotFound. what names the operation in errors ("get range").
+func (s *Store) read(ctx context.Context, op Op, what, key string, use func(o object) error) error {
+	s.counts[op].Add(1)
+	if err := objstore.ValidateKey(key); err != nil {
+		return errors.Wrapf(err, "memstore %s", what)
+	}
+	return s.run(ctx, op, key, func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		o, ok := s.objects[key]
 		if !ok {
-			return errors.Wrapf(objstore.ErrNotFound, "memstore stat %q", key)
+			return errors.Wrapf(objstore.ErrNotFound, "memstore %s %q", what, key)
 		}
-		info = objstore.ObjectInfo{Key: key, Size: int64(len(o.data)), LastModified: o.modTime}
-		return nil
+		return use(o)
 	}, nil)
-	return info, err
 }
 
 // List implements objstore.Store. Rules match a List by its prefix.

@@ -13,9 +13,7 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math"
 	"net/http"
-	"strings"
 
 	"github.com/cockroachdb/errors"
 	"github.com/minio/minio-go/v7"
@@ -27,7 +25,7 @@ import (
 
 // DefaultListLimit is the page size List uses when called with limit <= 0;
 // it is also the largest page S3 returns.
-const DefaultListLimit = 1000
+const DefaultListLimit = s3http.MaxListKeys
 
 // Config says which bucket to use and how to reach it.
 type Config struct {
@@ -51,12 +49,10 @@ type Config struct {
 // Store is an objstore.Store on one bucket (and root path). It is safe for
 // concurrent use. Close releases its idle connections.
 type Store struct {
-	cli      *minio.Client
-	core     minio.Core
-	tr       *http.Transport
-	bucket   string
-	root     string // "" or ending in "/"
-	endpoint string
+	cli  *minio.Client
+	core minio.Core
+	tr   *http.Transport
+	b    *s3http.Bucket
 }
 
 var _ objstore.Store = (*Store)(nil)
@@ -64,35 +60,23 @@ var _ objstore.Store = (*Store)(nil)
 // New returns a store for cfg without contacting the server; Open also
 // checks that the server answers and the bucket exists.
 func New(cfg Config) (*Store, error) {
-	host, secure, err := s3http.ParseEndpoint(cfg.Endpoint, cfg.Secure)
+	b, err := s3http.NewBucket("s3", s3http.Settings{
+		Endpoint: cfg.Endpoint, Secure: cfg.Secure, Bucket: cfg.Bucket, RootPath: cfg.RootPath,
+	}, classify)
 	if err != nil {
-		return nil, errors.Wrap(err, "s3 object store")
+		return nil, err
 	}
-	if cfg.Bucket == "" {
-		return nil, errors.New("s3 object store: no bucket configured: set storage.bucket")
-	}
-	root, err := s3http.RootPrefix(cfg.RootPath)
-	if err != nil {
-		return nil, errors.Wrap(err, "s3 object store: storage.rootPath")
-	}
-	tr := s3http.NewTransport(secure)
-	cli, err := minio.New(host, &minio.Options{
+	tr := s3http.NewTransport(b.Secure)
+	cli, err := minio.New(b.Host, &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:    secure,
+		Secure:    b.Secure,
 		Region:    cfg.Region,
 		Transport: tr,
 	})
 	if err != nil {
-		return nil, errors.Wrapf(err, "s3 object store at %s", host)
+		return nil, errors.Wrapf(err, "s3 object store at %s", b.Host)
 	}
-	scheme := "http://"
-	if secure {
-		scheme = "https://"
-	}
-	return &Store{
-		cli: cli, core: minio.Core{Client: cli}, tr: tr,
-		bucket: cfg.Bucket, root: root, endpoint: scheme + host,
-	}, nil
+	return &Store{cli: cli, core: minio.Core{Client: cli}, tr: tr, b: b}, nil
 }
 
 // Open is New plus a check that the server is reachable, accepts the
@@ -103,49 +87,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkBucket(ctx, cfg.CreateBucket, cfg.Region); err != nil {
+	err = s.b.Ensure(cfg.CreateBucket, func() (bool, error) {
+		return s.cli.BucketExists(ctx, s.b.Name)
+	}, func() error {
+		return s.cli.MakeBucket(ctx, s.b.Name, minio.MakeBucketOptions{Region: cfg.Region})
+	})
+	if err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-func (s *Store) checkBucket(ctx context.Context, create bool, region string) error {
-	ok, err := s.cli.BucketExists(ctx, s.bucket)
-	if err != nil {
-		return s.describeOpenErr(err)
-	}
-	if ok {
-		return nil
-	}
-	if !create {
-		return errors.Newf("bucket %q does not exist at %s: create it or set storage.createBucket: true", s.bucket, s.endpoint)
-	}
-	err = s.cli.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: region})
-	if err != nil {
-		switch minioErr(err).Code {
-		case "BucketAlreadyOwnedByYou", "BucketAlreadyExists":
-			// Created meanwhile by someone else; it exists now.
-			return nil
-		}
-		return errors.Wrapf(s.describeOpenErr(err), "create bucket %q", s.bucket)
-	}
-	return nil
-}
-
-func (s *Store) describeOpenErr(err error) error {
-	if ctxErr := contextErr(err); ctxErr != nil {
-		return errors.Wrapf(err, "open s3 object store at %s", s.endpoint)
-	}
-	resp := minioErr(err)
-	switch {
-	case resp.StatusCode == http.StatusForbidden || resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch" || resp.Code == "AccessDenied":
-		return errors.Wrapf(err, "object store at %s refused access to bucket %q: check storage.accessKeyID / storage.secretAccessKey", s.endpoint, s.bucket)
-	case resp.StatusCode == 0:
-		return errors.Wrapf(err, "cannot reach object store at %s: check storage.endpoint and that the server runs", s.endpoint)
-	default:
-		return errors.Wrapf(err, "open s3 object store at %s, bucket %q", s.endpoint, s.bucket)
-	}
 }
 
 // Close closes idle connections. It is idempotent; the store stays usable
@@ -155,54 +106,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func contextErr(err error) error {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return context.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-func minioErr(err error) minio.ErrorResponse {
+// classify reads the S3 error code and the HTTP status (0 when no response
+// came) out of a minio-go error.
+func classify(err error) s3http.Failure {
 	var resp minio.ErrorResponse
-	if errors.As(err, &resp) {
-		return resp
+	if !errors.As(err, &resp) {
+		var respPtr *minio.ErrorResponse
+		if errors.As(err, &respPtr) && respPtr != nil {
+			resp = *respPtr
+		}
 	}
-	var respPtr *minio.ErrorResponse
-	if errors.As(err, &respPtr) && respPtr != nil {
-		return *respPtr
-	}
-	return minio.ErrorResponse{}
-}
-
-// mapErr turns a minio-go error into the objstore sentinels.
-func (s *Store) mapErr(err error, op, key string) error {
-	if err == nil {
-		return nil
-	}
-	resp := minioErr(err)
-	switch {
-	case resp.Code == "NoSuchBucket":
-		return errors.Wrapf(errors.Mark(err, objstore.ErrNotFound),
-			"s3 %s %q: bucket %q does not exist at %s", op, key, s.bucket, s.endpoint)
-	case resp.Code == "NoSuchKey" || resp.StatusCode == http.StatusNotFound:
-		return errors.Wrapf(errors.Mark(err, objstore.ErrNotFound), "s3 %s %q", op, key)
-	case resp.Code == "InvalidRange" || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-		return errors.Wrapf(errors.Mark(err, objstore.ErrInvalidRange), "s3 %s %q", op, key)
-	case op == "put" && (resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed):
-		return errors.Wrapf(errors.Mark(err, objstore.ErrAlreadyExists), "s3 %s %q", op, key)
-	}
-	return errors.Wrapf(err, "s3 %s %q in bucket %q at %s", op, key, s.bucket, s.endpoint)
-}
-
-// objectName validates key and returns its name in the bucket.
-func (s *Store) objectName(op, key string) (string, error) {
-	if err := objstore.ValidateKey(key); err != nil {
-		return "", errors.Wrapf(err, "s3 %s", op)
-	}
-	return s.root + key, nil
+	return s3http.Failure{Code: resp.Code, Status: resp.StatusCode}
 }
 
 // readerOnly hides every method but Read, so minio-go cannot seek back and
@@ -216,12 +130,9 @@ func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
 // reach the store, so ErrAlreadyExists means another put created the key
 // (or an earlier attempt of the caller's own whose answer it never got).
 func (s *Store) Put(ctx context.Context, key string, data []byte, opts objstore.PutOptions) error {
-	name, err := s.objectName("put", key)
+	name, err := s.b.ObjectName(ctx, "put", key)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return errors.Wrapf(err, "s3 put %q", key)
 	}
 	popts := minio.PutObjectOptions{
 		ContentType:          "application/octet-stream",
@@ -229,186 +140,98 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, opts objstore.
 		DisableMultipart:     true,
 	}
 	if !opts.IfNotExists {
-		_, err := s.cli.PutObject(ctx, s.bucket, name, bytes.NewReader(data), int64(len(data)), popts)
-		return s.mapErr(err, "put", key)
+		_, err := s.cli.PutObject(ctx, s.b.Name, name, bytes.NewReader(data), int64(len(data)), popts)
+		return s.b.MapErr(err, "put", key)
 	}
 	popts.SetMatchETagExcept("*")
 	err = s3http.RetryCreateOnly(ctx, func() error {
-		_, err := s.cli.PutObject(ctx, s.bucket, name, readerOnly{bytes.NewReader(data)}, int64(len(data)), popts)
+		_, err := s.cli.PutObject(ctx, s.b.Name, name, readerOnly{bytes.NewReader(data)}, int64(len(data)), popts)
 		return err
-	}, func(err error) bool {
-		if s3http.IsDialError(err) {
-			return true
-		}
-		resp := minioErr(err)
-		// 503 SlowDown: refused before acting. 409: AWS's "a conflicting
-		// conditional operation is in progress, retry".
-		return resp.Code == "SlowDown" || resp.Code == "ConditionalRequestConflict" ||
-			resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusConflict
-	})
-	return s.mapErr(err, "put", key)
+	}, s.b.NotApplied)
+	return s.b.MapErr(err, "put", key)
 }
 
 // Get implements objstore.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	name, err := s.objectName("get", key)
+	name, err := s.b.ObjectName(ctx, "get", key)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, errors.Wrapf(err, "s3 get %q", key)
-	}
-	body, info, _, err := s.core.GetObject(ctx, s.bucket, name, minio.GetObjectOptions{})
+	body, info, _, err := s.core.GetObject(ctx, s.b.Name, name, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, s.mapErr(err, "get", key)
+		return nil, s.b.MapErr(err, "get", key)
 	}
-	defer func() { _ = body.Close() }()
-	data, err := readBody(body, info.Size)
-	return data, s.mapErr(err, "get", key)
-}
-
-// readBody reads a response body of the announced size (or of unknown size,
-// when size < 0) and fails on a short or long body.
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	if size < 0 {
-		return io.ReadAll(r)
-	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, errors.Wrapf(err, "read body of %d bytes", size)
-	}
-	var one [1]byte
-	if n, _ := r.Read(one[:]); n > 0 {
-		return nil, errors.Newf("body longer than the announced %d bytes", size)
-	}
-	return buf, nil
+	return s.b.ReadBody(body, info.Size, "get", key)
 }
 
 // GetRange implements objstore.Store.
 func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
-	name, err := s.objectName("get range", key)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, errors.Wrapf(err, "s3 get range %q", key)
-	}
-	if _, err := objstore.RangeEnd(math.MaxInt64, offset, length); err != nil {
-		return nil, errors.Wrapf(err, "s3 get range %q", key)
-	}
-	if length == 0 {
-		return s.emptyRange(ctx, key, offset)
-	}
-	last := offset + length - 1
-	if length > math.MaxInt64-offset {
-		last = math.MaxInt64 - 1
-	}
-	var gopts minio.GetObjectOptions
-	if err := gopts.SetRange(offset, last); err != nil {
-		return nil, errors.Wrapf(err, "s3 get range %q", key)
-	}
-	body, info, hdr, err := s.core.GetObject(ctx, s.bucket, name, gopts)
-	if err != nil {
-		err = s.mapErr(err, "get range", key)
-		if errors.Is(err, objstore.ErrInvalidRange) {
-			// S3 refuses a range starting at the end; we allow it.
-			return s.emptyRange(ctx, key, offset)
-		}
-		return nil, err
-	}
-	defer func() { _ = body.Close() }()
-	data, err := readBody(body, info.Size)
-	if err != nil {
-		return nil, s.mapErr(err, "get range", key)
-	}
-	if hdr.Get("Content-Range") == "" {
-		// The server ignored the range and sent the whole object.
-		end, err := objstore.RangeEnd(int64(len(data)), offset, length)
-		if err != nil {
-			return nil, errors.Wrapf(err, "s3 get range %q", key)
-		}
-		data = data[offset:end:end]
-	}
-	return data, nil
+	return s.b.GetRange(ctx, key, offset, length, s.getRange, s.Stat)
 }
 
-// emptyRange answers a range that selects nothing: empty when offset is at
-// most the object's size, ErrInvalidRange past it, ErrNotFound without one.
-func (s *Store) emptyRange(ctx context.Context, key string, offset int64) ([]byte, error) {
-	info, err := s.Stat(ctx, key)
+// getRange is the ranged GET behind GetRange (an s3http.RangeGetter).
+func (s *Store) getRange(ctx context.Context, name, key string, first, last int64) (s3http.Body, error) {
+	var gopts minio.GetObjectOptions
+	if err := gopts.SetRange(first, last); err != nil {
+		return s3http.Body{}, s.b.Wrap(err, "get range", key)
+	}
+	body, info, hdr, err := s.core.GetObject(ctx, s.b.Name, name, gopts)
 	if err != nil {
-		return nil, err
+		return s3http.Body{}, s.b.MapErr(err, "get range", key)
 	}
-	if _, err := objstore.RangeEnd(info.Size, offset, 0); err != nil {
-		return nil, errors.Wrapf(err, "s3 get range %q", key)
-	}
-	return []byte{}, nil
+	return s3http.Body{ReadCloser: body, Size: info.Size, Ranged: hdr.Get("Content-Range") != ""}, nil
 }
 
 // Stat implements objstore.Store.
 func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, error) {
-	name, err := s.objectName("stat", key)
+	name, err := s.b.ObjectName(ctx, "stat", key)
 	if err != nil {
 		return objstore.ObjectInfo{}, err
 	}
-	if err := ctx.Err(); err != nil {
-		return objstore.ObjectInfo{}, errors.Wrapf(err, "s3 stat %q", key)
-	}
-	info, err := s.cli.StatObject(ctx, s.bucket, name, minio.StatObjectOptions{})
+	info, err := s.cli.StatObject(ctx, s.b.Name, name, minio.StatObjectOptions{})
 	if err != nil {
-		return objstore.ObjectInfo{}, s.mapErr(err, "stat", key)
+		return objstore.ObjectInfo{}, s.b.MapErr(err, "stat", key)
 	}
 	return objstore.ObjectInfo{Key: key, Size: info.Size, LastModified: info.LastModified}, nil
 }
 
 // Delete implements objstore.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	name, err := s.objectName("delete", key)
+	name, err := s.b.ObjectName(ctx, "delete", key)
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return errors.Wrapf(err, "s3 delete %q", key)
-	}
-	err = s.cli.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{})
-	if err != nil && minioErr(err).Code == "NoSuchKey" {
-		return nil
-	}
-	return s.mapErr(err, "delete", key)
+	err = s.cli.RemoveObject(ctx, s.b.Name, name, minio.RemoveObjectOptions{})
+	return s.b.MapDeleteErr(err, key)
 }
 
 // List implements objstore.Store. It makes one ListObjectsV2 request for
 // pages below DefaultListLimit; a full page of DefaultListLimit reports
 // More without looking further.
 func (s *Store) List(ctx context.Context, prefix, startAfter string, limit int) (objstore.ListPage, error) {
-	if err := objstore.ValidatePrefix(prefix); err != nil {
-		return objstore.ListPage{}, errors.Wrap(err, "s3 list")
-	}
-	if err := ctx.Err(); err != nil {
-		return objstore.ListPage{}, errors.Wrapf(err, "s3 list %q", prefix)
-	}
-	if limit <= 0 || limit > DefaultListLimit {
-		limit = DefaultListLimit
+	limit, err := s.b.ListLimit(ctx, prefix, limit)
+	if err != nil {
+		return objstore.ListPage{}, err
 	}
 	// Ask for one more than the page to learn whether there is more.
 	want := min(limit+1, DefaultListLimit)
 	lopts := minio.ListObjectsOptions{
-		Prefix:     s.root + prefix,
+		Prefix:     s.b.Root + prefix,
 		Recursive:  true,
 		MaxKeys:    want,
 		FetchOwner: new(bool),
 	}
 	if startAfter != "" {
-		lopts.StartAfter = s.root + startAfter
+		lopts.StartAfter = s.b.Root + startAfter
 	}
 	var page objstore.ListPage
-	for obj := range s.cli.ListObjectsIter(ctx, s.bucket, lopts) {
+	for obj := range s.cli.ListObjectsIter(ctx, s.b.Name, lopts) {
 		if obj.Err != nil {
-			return objstore.ListPage{}, s.mapErr(obj.Err, "list", prefix)
+			return objstore.ListPage{}, s.b.MapErr(obj.Err, "list", prefix)
 		}
-		key, ok := strings.CutPrefix(obj.Key, s.root)
-		if !ok || key <= startAfter {
-			continue // not ours, or a server that ignored StartAfter
+		key, ok := s.b.ListedKey(obj.Key, startAfter)
+		if !ok {
+			continue
 		}
 		page.Objects = append(page.Objects, objstore.ObjectInfo{Key: key, Size: obj.Size, LastModified: obj.LastModified})
 		if len(page.Objects) == want {
@@ -417,7 +240,7 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, limit int) 
 	}
 	// The iterator ends silently on a cancelled context.
 	if err := ctx.Err(); err != nil {
-		return objstore.ListPage{}, errors.Wrapf(err, "s3 list %q", prefix)
+		return objstore.ListPage{}, s.b.Wrap(err, "list", prefix)
 	}
 	if len(page.Objects) > limit {
 		page.Objects, page.More = page.Objects[:limit], true

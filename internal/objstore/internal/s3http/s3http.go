@@ -1,7 +1,10 @@
 // Package s3http holds what the two S3 backends (s3store on minio-go,
-// awss3 on aws-sdk-go-v2) share: an HTTP transport tuned for many parallel
-// uploads, endpoint and root-path parsing, and the retry policy for
-// create-only puts.
+// awss3 on aws-sdk-go-v2) share, so that they behave alike: an HTTP
+// transport tuned for many parallel uploads, endpoint and root-path parsing,
+// the retry policy for create-only puts, and (Bucket) key checks, error
+// messages, the mapping of S3 errors to the objstore sentinels, and the edge
+// cases of range reads. Each backend keeps only the calls into its client
+// library.
 package s3http
 
 import (
