@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -495,6 +496,15 @@ func TestStorageFromConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("tls CA file is used", func(t *testing.T) {
+		cfg := options.Default()
+		cfg.Storage.UseSSL = true
+		cfg.Storage.TLS.CAFile = t.TempDir() + "/missing-ca.pem"
+		_, err := woodpecker.New(context.Background(), cfg, woodpecker.WithEtcdClient(testenv.Etcd(t)))
+		if err == nil || !strings.Contains(err.Error(), "missing-ca.pem") {
+			t.Fatalf("New with a missing storage.tls.caFile: %v, want an error naming the file", err)
+		}
+	})
 	t.Run("unreachable", func(t *testing.T) {
 		cfg := options.Default()
 		cfg.Storage.Endpoint = "127.0.0.1:1" // nothing listens there

@@ -12,6 +12,7 @@ package awss3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,6 +54,8 @@ type Config struct {
 	RootPath string
 	// CreateBucket makes Open create a missing bucket instead of failing.
 	CreateBucket bool
+	// TLS, when set, is the client TLS configuration used with Secure.
+	TLS *tls.Config
 }
 
 // Store is an objstore.Store on one bucket (and root path). It is safe for
@@ -79,7 +82,7 @@ func New(cfg Config) (*Store, error) {
 	if region == "" {
 		region = DefaultRegion
 	}
-	tr := s3http.NewTransport(b.Secure)
+	tr := s3http.NewTransport(b.Secure, cfg.TLS)
 	cli := s3.New(s3.Options{
 		BaseEndpoint: aws.String(b.Endpoint),
 		UsePathStyle: true,

@@ -12,6 +12,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 
@@ -44,6 +45,8 @@ type Config struct {
 	RootPath string
 	// CreateBucket makes Open create a missing bucket instead of failing.
 	CreateBucket bool
+	// TLS, when set, is the client TLS configuration used with Secure.
+	TLS *tls.Config
 }
 
 // Store is an objstore.Store on one bucket (and root path). It is safe for
@@ -66,7 +69,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := s3http.NewTransport(b.Secure)
+	tr := s3http.NewTransport(b.Secure, cfg.TLS)
 	cli, err := minio.New(b.Host, &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:    b.Secure,

@@ -25,7 +25,9 @@ import (
 // library keeps only 2 idle connections per host by default, so parallel
 // PUTs would otherwise open and close a TCP connection per request.
 // Responses are not decompressed (objects are opaque bytes).
-func NewTransport(secure bool) *http.Transport {
+// tlsConfig, when set, replaces the default client TLS settings (a private
+// CA, or skipping verification for a test server).
+func NewTransport(secure bool, tlsConfig *tls.Config) *http.Transport {
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -46,6 +48,9 @@ func NewTransport(secure bool) *http.Transport {
 	}
 	if secure {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if tlsConfig != nil {
+			tr.TLSClientConfig = tlsConfig.Clone()
+		}
 	}
 	return tr
 }

@@ -17,6 +17,7 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ type Config struct {
 	Secure               bool
 	RootPath             string
 	CreateBucket         bool
+	TLS                  *tls.Config
 }
 
 // Store is what the suite needs of a backend's store.
