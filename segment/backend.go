@@ -98,6 +98,12 @@ type GenerationCursor interface {
 // tell the two apart.
 var ErrObjectMissing = errors.New("object of a sealed segment is missing")
 
+// BlockLocator is implemented by backends that can find the block holding
+// an entry of a sealed segment without reading the blocks before it.
+type BlockLocator interface {
+	LocateBlock(ctx context.Context, ref Ref, blocks, entry int64) (int64, error)
+}
+
 // Cursor outcomes that are not failures.
 var (
 	// ErrNoBlockYet: the next block does not exist at this moment; a

@@ -341,3 +341,35 @@ func (c *objectCursor) Close() error {
 	c.dropAhead()
 	return nil
 }
+
+// LocateBlock returns the number of the block of a sealed segment of blocks
+// blocks that holds entry, by binary search over block headers: about
+// log2(blocks) range reads of a header each, instead of reading every block
+// before the entry. Only the writer's original layout (generation 0) is
+// searched; it returns 0, nil when the headers are not there (a compacted
+// segment whose original blocks are gone), so the caller reads from the
+// segment's start.
+func (b *ObjectBackend) LocateBlock(ctx context.Context, ref Ref, blocks, entry int64) (int64, error) {
+	lo, hi := int64(0), blocks-1 // the answer lies in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		key := BlockKey(b.root, ref.LogID, ref.SegmentID, mid)
+		head, err := b.store.GetRange(ctx, key, 0, BlockHeaderSize)
+		if errors.Is(err, objstore.ErrNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, errors.Wrapf(err, "locate entry %d in segment %d of log %d", entry, ref.SegmentID, ref.LogID)
+		}
+		h, err := DecodeBlockHeader(head)
+		if err != nil {
+			return 0, errors.Wrapf(err, "block %s", key)
+		}
+		if h.FirstEntry <= entry {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
+}

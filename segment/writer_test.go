@@ -378,3 +378,69 @@ func TestSealInfoRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestLocateBlockFindsTheBlockHoldingAnEntry(t *testing.T) {
+	cfg := testConfig()
+	r := newRig(t, cfg)
+	ctx := context.Background()
+	// Blocks of uneven sizes: 1, 2, 3, ... entries.
+	var firsts []int64
+	next := int64(0)
+	for n := 1; n <= 12; n++ {
+		var futs []*Future
+		r.store.Inject(memstore.Rule{Op: memstore.OpPut, Action: memstore.ActionHold, Nth: 1, Times: 1})
+		f, _ := r.w.AppendAsync(ctx, []byte("hold")) // a block of one entry, held
+		futs = append(futs, f)
+		if err := r.store.WaitHeld(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		firsts = append(firsts, next)
+		next++
+		for i := 1; i < n; i++ { // these gather into the next block
+			f, _ := r.w.AppendAsync(ctx, []byte("x"))
+			futs = append(futs, f)
+		}
+		if n > 1 {
+			firsts = append(firsts, next)
+			next += int64(n - 1)
+		}
+		r.store.Release()
+		for _, f := range futs {
+			<-f.Done()
+			if _, _, err := f.Result(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The writer may cut differently than planned under load: take the
+	// block boundaries from storage.
+	firsts = firsts[:0]
+	c := r.be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
+	defer c.Close()
+	for {
+		h, _, err := c.Next(ctx)
+		if errors.Is(err, ErrNoBlockYet) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		firsts = append(firsts, h.FirstEntry)
+	}
+	if len(firsts) < 15 {
+		t.Fatalf("only %d blocks; the test needs blocks of several sizes", len(firsts))
+	}
+	blocks := int64(len(firsts))
+	for e := int64(0); e < next; e++ {
+		want := int64(0)
+		for i, f := range firsts {
+			if f <= e {
+				want = int64(i)
+			}
+		}
+		got, err := r.be.LocateBlock(ctx, Ref{LogID: 7, SegmentID: 0}, blocks, e)
+		if err != nil || got != want {
+			t.Fatalf("entry %d: block %d %v, want %d (block firsts %v)", e, got, err, want, firsts)
+		}
+	}
+}

@@ -255,7 +255,7 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 		if r.cur == nil && r.next.Segment < r.floor {
 			return Entry{}, r.truncated(ctx)
 		}
-		if r.cur == nil && !r.openSegment() {
+		if r.cur == nil && !r.openSegment(ctx) {
 			if err := r.wait(ctx, nil); err != nil {
 				return Entry{}, err
 			}
@@ -299,7 +299,7 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 
 // openSegment opens a cursor on the segment holding r.next, or reports that
 // no such segment exists yet.
-func (r *Reader) openSegment() bool {
+func (r *Reader) openSegment(ctx context.Context) bool {
 	for _, sm := range r.segs {
 		if sm.ID < r.next.Segment {
 			continue
@@ -319,10 +319,31 @@ func (r *Reader) openSegment() bool {
 			if gc, ok := r.cur.(segment.GenerationCursor); ok && sm.Generation > 0 {
 				gc.UseGeneration(sm.Generation)
 			}
+			r.skipToEntry(ctx, sm)
 		}
 		return true
 	}
 	return false
+}
+
+// skipToEntry moves a fresh cursor on a sealed segment to the block holding
+// r.next, so a reader opened in the middle of a large segment does not read
+// everything before its position. It is an optimisation: on any failure the
+// cursor reads from the segment's start and entries before r.next are
+// skipped as usual.
+func (r *Reader) skipToEntry(ctx context.Context, sm meta.SegmentMeta) {
+	loc, ok := r.log.c.backend.(segment.BlockLocator)
+	if !ok || r.next.Entry == 0 || sm.Blocks < 2 || sm.Generation > 0 {
+		return
+	}
+	block, err := loc.LocateBlock(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}, sm.Blocks, r.next.Entry)
+	if err != nil {
+		r.log.c.logger.Debug("locate block failed; reading the segment from its start", zap.Error(err))
+		return
+	}
+	if block > 0 {
+		r.cur.Skip(block)
+	}
 }
 
 func (r *Reader) closeCursor() {

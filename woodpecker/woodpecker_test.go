@@ -515,3 +515,43 @@ func TestStorageFromConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestReaderStartsInTheMiddleWithoutReadingThePrefix opens readers deep in a
+// large sealed segment and checks they find their block by a handful of
+// header reads rather than reading every block before it.
+func TestReaderStartsInTheMiddleWithoutReadingThePrefix(t *testing.T) {
+	store := memstore.New()
+	c := newClient(t, memBackend(store), nil)
+	l := openLog(t, c, "seek")
+	ctx := context.Background()
+	w, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400 // a lone writer: one block per append
+	ids := make([]woodpecker.EntryID, n)
+	for i := range n {
+		if ids[i], err = w.Append(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{1, 199, 200, 398, 399} {
+		store.ResetCounts()
+		r := mustReader(t, l, woodpecker.At(ids[at]))
+		got := readN(t, r, n-at)
+		for i, e := range got {
+			if e.ID != ids[at+i] || !bytes.Equal(e.Payload, payload(at+i)) {
+				t.Fatalf("At(%v): entry %d is %v", ids[at], i, e.ID)
+			}
+		}
+		// Header probes (log2 400 < 9) plus the blocks from the position on.
+		reads := store.Count(memstore.OpGet) + store.Count(memstore.OpGetRange)
+		if limit := int64(n-at) + 16; reads > limit {
+			t.Fatalf("At(%v) made %d reads, want at most %d: it read blocks before its position", ids[at], reads, limit)
+		}
+		r.Close()
+	}
+}
