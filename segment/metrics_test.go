@@ -178,6 +178,11 @@ func TestMetricsCountRetries(t *testing.T) {
 	if _, _, err := r.w.Append(ctx, []byte("x")); err != nil {
 		t.Fatalf("append after two failed puts: %v", err)
 	}
+	// Outcomes are reported after the writer's lock is released, so the
+	// caller may hear of its append first; Close waits for the reports.
+	if err := r.w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if c := m.appendCounts(); c != (appendCounts{ok: 1}) {
 		t.Errorf("appends reported %+v, want one ok", c)
 	}
