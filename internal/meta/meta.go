@@ -329,11 +329,6 @@ func (s *Store) ownerCmp(tok WriterToken) clientv3.Cmp {
 	return clientv3.Compare(clientv3.Value(s.writerKey(tok.LogID)), "=", tok.value())
 }
 
-// ReleaseWriter is called by a writer's clean close. It keeps the epoch in
-// place (so lower epochs stay fenced) but changes nothing else; it exists so
-// the protocol has one place to evolve.
-func (s *Store) ReleaseWriter(ctx context.Context, tok WriterToken) error { return nil }
-
 // CheckOwner reports ErrFenced when tok no longer owns the log.
 func (s *Store) CheckOwner(ctx context.Context, tok WriterToken) error {
 	resp, err := s.cli.Get(ctx, s.writerKey(tok.LogID))
