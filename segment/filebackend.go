@@ -188,8 +188,7 @@ func (b *FileBackend) Scan(ctx context.Context, ref Ref) (SealInfo, error) {
 }
 
 // scanFile finds the segment file's valid prefix and, with cut, truncates
-// the file to it. Only the last block can be torn: earlier ones were
-// fsynced before later ones were written, so their headers suffice.
+// the torn tail after it.
 func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
 	info := SealInfo{LastEntry: -1}
 	path := b.segPath(ref)
@@ -209,31 +208,18 @@ func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
 	if err != nil {
 		return info, errors.Wrapf(err, "stat %s", path)
 	}
-	var (
-		off, lastOff int64 = 0, -1
-		hdrs         []BlockHeader
-		head         = make([]byte, BlockHeaderSize)
-	)
-	for off+BlockHeaderSize <= st.Size() {
-		if _, err := f.ReadAt(head, off); err != nil {
-			return info, errors.Wrapf(err, "read %s at %d", path, off)
-		}
-		h, err := DecodeBlockHeader(head)
-		if err != nil || h.BlockNo != int64(len(hdrs)) || off+BlockSize(h) > st.Size() {
-			break
-		}
-		hdrs = append(hdrs, h)
-		lastOff = off
-		off += BlockSize(h)
-	}
-	if len(hdrs) > 0 {
-		last := make([]byte, off-lastOff)
-		if _, err := f.ReadAt(last, lastOff); err != nil {
-			return info, errors.Wrapf(err, "read %s at %d", path, lastOff)
-		}
-		if _, _, err := DecodeBlock(last); err != nil {
-			hdrs, off = hdrs[:len(hdrs)-1], lastOff
-		}
+	// Every block is validated whole: a damaged block in the middle of the
+	// file is corruption to report, never a tail to cut, since the blocks
+	// after it may hold acknowledged entries.
+	var last *BlockHeader
+	var blocks int64
+	off, err := ScanBlocks(f, st.Size(), ref.LogID, ref.SegmentID, func(h BlockHeader, _ int64) error {
+		last = &h
+		blocks++
+		return nil
+	})
+	if err != nil {
+		return info, errors.Wrapf(err, "scan %s", path)
 	}
 	if cut && off < st.Size() {
 		if err := f.Truncate(off); err != nil {
@@ -243,9 +229,9 @@ func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
 			return info, errors.Wrapf(err, "fsync %s", path)
 		}
 	}
-	if n := len(hdrs); n > 0 {
-		info.LastEntry = hdrs[n-1].NextEntry() - 1
-		info.Blocks = int64(n)
+	if last != nil {
+		info.LastEntry = last.NextEntry() - 1
+		info.Blocks = blocks
 		info.Bytes = off
 	}
 	return info, nil

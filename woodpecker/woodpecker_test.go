@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -553,5 +555,43 @@ func TestReaderStartsInTheMiddleWithoutReadingThePrefix(t *testing.T) {
 			t.Fatalf("At(%v) made %d reads, want at most %d: it read blocks before its position", ids[at], reads, limit)
 		}
 		r.Close()
+	}
+}
+
+// TestRecoveryReportsMidFileCorruption damages a block in the middle of a
+// crashed writer's local segment file: recovery must report corruption and
+// keep the file, never cut the blocks after the damage (they hold
+// acknowledged entries).
+func TestRecoveryReportsMidFileCorruption(t *testing.T) {
+	c := newClient(t, localBackend, nil)
+	l := openLog(t, c, "midfile")
+	ctx := context.Background()
+	a, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	for i := range 5 { // a lone writer: one block per append
+		if _, err := a.Append(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(c.Config().Storage.RootPath, "*", "*.seg"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("segment files: %v %v", files, err)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff // inside block 2 of 5
+	if err := os.WriteFile(files[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.OpenWriter(ctx, 2); !errors.Is(err, woodpecker.ErrCorrupt) {
+		t.Fatalf("recovery over a damaged middle block: %v, want ErrCorrupt", err)
+	}
+	if st, err := os.Stat(files[0]); err != nil || st.Size() != int64(len(data)) {
+		t.Fatalf("segment file after failed recovery: %v %v, want it untouched at %d bytes", st.Size(), err, len(data))
 	}
 }
