@@ -43,15 +43,8 @@ func (MessageID) WALName() walimpls.WALName { return walimpls.WALNameWoodpecker 
 // asEntryID returns the entry id of a Woodpecker MessageID (value or
 // pointer), and false for any other id.
 func asEntryID(other walimpls.MessageID) (woodpecker.EntryID, bool) {
-	switch o := other.(type) {
-	case MessageID:
-		return o.id, true
-	case *MessageID:
-		if o != nil {
-			return o.id, true
-		}
-	}
-	return woodpecker.EntryID{}, false
+	o, ok := walimpls.AsMessageID[MessageID](other)
+	return o.id, ok
 }
 
 // LT reports whether m sorts before other; false when other is not a

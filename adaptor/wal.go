@@ -12,7 +12,6 @@ package adaptor
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -57,7 +56,7 @@ func (b *Builder) Build() (walimpls.Opener, error) {
 	if err != nil {
 		return nil, errors.Wrap(err, "build woodpecker wal opener")
 	}
-	return &Opener{c: c, closeTimeout: b.cfg.Writer.UploadRetry.TotalTimeout, wals: map[*WAL]struct{}{}}, nil
+	return &Opener{c: c, closeTimeout: b.cfg.Writer.UploadRetry.TotalTimeout}, nil
 }
 
 // Opener opens WALs on one Woodpecker client. It is safe for concurrent
@@ -65,10 +64,7 @@ func (b *Builder) Build() (walimpls.Opener, error) {
 type Opener struct {
 	c            *woodpecker.Client
 	closeTimeout time.Duration
-
-	mu     sync.Mutex
-	closed bool
-	wals   map[*WAL]struct{}
+	wals         walimpls.Handles[*WAL]
 }
 
 var _ walimpls.Opener = (*Opener)(nil)
@@ -92,20 +88,16 @@ func (o *Opener) Open(ctx context.Context, opt walimpls.OpenOption) (walimpls.WA
 	if err != nil {
 		return nil, mapError(errors.Wrapf(err, "open wal %s", ch))
 	}
-	w := &WAL{o: o, ch: ch, log: l, scanners: map[*scanner]struct{}{}}
+	w := &WAL{o: o, ch: ch, log: l}
 	if ch.AccessMode == walimpls.AccessModeRW {
 		if w.w, err = l.OpenWriter(ctx, ch.Term); err != nil {
 			return nil, mapError(errors.Wrapf(err, "open wal %s", ch))
 		}
 	}
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !o.wals.Add(w) {
 		w.closeWriter()
 		return nil, errors.Wrap(walimpls.ErrClosed, "woodpecker wal opener")
 	}
-	o.wals[w] = struct{}{}
-	o.mu.Unlock()
 	return w, nil
 }
 
@@ -123,9 +115,7 @@ func (o *Opener) openLog(ctx context.Context, name string) (*woodpecker.Log, err
 }
 
 func (o *Opener) usable() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	if o.wals.Closed() {
 		return errors.Wrap(walimpls.ErrClosed, "woodpecker wal opener")
 	}
 	return nil
@@ -133,17 +123,10 @@ func (o *Opener) usable() error {
 
 // Close closes the WALs still open, then the client. It is idempotent.
 func (o *Opener) Close() {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	wals, ok := o.wals.Close()
+	if !ok {
 		return
 	}
-	o.closed = true
-	wals := make([]*WAL, 0, len(o.wals))
-	for w := range o.wals {
-		wals = append(wals, w)
-	}
-	o.mu.Unlock()
 	for _, w := range wals {
 		w.Close()
 	}
@@ -175,9 +158,7 @@ type WAL struct {
 	log *woodpecker.Log
 	w   *woodpecker.Writer // nil when read-only
 
-	mu       sync.Mutex
-	closed   bool
-	scanners map[*scanner]struct{}
+	scanners walimpls.Handles[*walimpls.FeedScanner]
 }
 
 var _ walimpls.WAL = (*WAL)(nil)
@@ -226,11 +207,7 @@ func (w *WAL) Truncate(ctx context.Context, id walimpls.MessageID) error {
 	return mapError(errors.Wrapf(w.log.Truncate(ctx, eid), "truncate wal %s at %s", w.ch, eid))
 }
 
-func (w *WAL) isClosed() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.closed
-}
+func (w *WAL) isClosed() bool { return w.scanners.Closed() }
 
 // Read opens a scanner; see walimpls.ROWAL. The scanner ends with an error
 // when the engine's reader fails or an entry is not a valid frame (matching
@@ -267,21 +244,15 @@ func (w *WAL) Read(ctx context.Context, opt walimpls.ReadOption) (walimpls.Scann
 	if size == 0 {
 		size = defaultReadAhead
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &scanner{
-		name: opt.Name, wal: w, r: r, cancel: cancel,
-		ch: make(chan walimpls.ImmutableMessage, size), done: make(chan struct{}),
-	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		cancel()
+	s := walimpls.NewFeedScanner(opt.Name, size, w.scanners.Remove)
+	if !w.scanners.Add(s) {
+		s.Discard()
 		_ = r.Close()
 		return nil, errors.Wrapf(walimpls.ErrClosed, "read wal %s", w.ch)
 	}
-	w.scanners[s] = struct{}{}
-	w.mu.Unlock()
-	go s.run(sctx)
+	s.Start(func(ctx context.Context, send func(walimpls.ImmutableMessage) bool) error {
+		return w.feed(ctx, opt.Name, r, send)
+	})
 	return s, nil
 }
 
@@ -289,24 +260,15 @@ func (w *WAL) Read(ctx context.Context, opt walimpls.ReadOption) (walimpls.Scann
 // writer.uploadRetry.totalTimeout) for pending appends, and closes the
 // writer. It is idempotent.
 func (w *WAL) Close() {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	scanners, ok := w.scanners.Close()
+	if !ok {
 		return
 	}
-	w.closed = true
-	scanners := make([]*scanner, 0, len(w.scanners))
-	for s := range w.scanners {
-		scanners = append(scanners, s)
-	}
-	w.mu.Unlock()
 	for _, s := range scanners {
-		s.stop(errors.Wrapf(walimpls.ErrClosed, "scanner %q: wal %s was closed", s.name, w.ch))
+		s.Stop(errors.Wrapf(walimpls.ErrClosed, "scanner %q: wal %s was closed", s.Name(), w.ch))
 	}
 	w.closeWriter()
-	w.o.mu.Lock()
-	delete(w.o.wals, w)
-	w.o.mu.Unlock()
+	w.o.wals.Remove(w)
 }
 
 // closeWriter closes the writer. A fenced writer's close fails; nothing is
@@ -320,83 +282,24 @@ func (w *WAL) closeWriter() {
 	_ = w.w.Close(ctx)
 }
 
-// scanner feeds a channel from an engine reader.
-type scanner struct {
-	name   string
-	wal    *WAL
-	r      *woodpecker.Reader
-	cancel context.CancelFunc
-	ch     chan walimpls.ImmutableMessage
-	done   chan struct{}
-
-	mu      sync.Mutex
-	stopped bool  // stop was called
-	reason  error // the error stop was first called with
-	err     error // the scanner's outcome; set before done closes
-}
-
-func (s *scanner) Name() string                           { return s.name }
-func (s *scanner) Chan() <-chan walimpls.ImmutableMessage { return s.ch }
-func (s *scanner) Done() <-chan struct{}                  { return s.done }
-
-func (s *scanner) Error() error {
-	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
-func (s *scanner) Close() error {
-	s.stop(nil)
-	s.wal.mu.Lock()
-	delete(s.wal.scanners, s)
-	s.wal.mu.Unlock()
-	return s.Error()
-}
-
-// stop ends the scanner with reason (nil: closed by its user) unless it
-// already ended, and waits for it.
-func (s *scanner) stop(reason error) {
-	s.mu.Lock()
-	if !s.stopped {
-		s.stopped, s.reason = true, reason
-	}
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-}
-
-func (s *scanner) run(ctx context.Context) {
-	var failure error
-	defer func() {
-		_ = s.r.Close()
-		s.mu.Lock()
-		if s.stopped {
-			s.err = s.reason
-		} else {
-			s.err = failure
-		}
-		s.mu.Unlock()
-		close(s.ch)
-		close(s.done)
-	}()
+// feed delivers the frames r reads, for scanner name, until the reader
+// fails, a frame is malformed, or ctx ends. It closes r.
+func (w *WAL) feed(ctx context.Context, name string, r *woodpecker.Reader, send func(walimpls.ImmutableMessage) bool) error {
+	defer func() { _ = r.Close() }()
 	for {
-		e, err := s.r.Next(ctx)
+		e, err := r.Next(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				failure = mapError(errors.Wrapf(err, "scanner %q on wal %s", s.name, s.wal.ch))
+				return mapError(errors.Wrapf(err, "scanner %q on wal %s", name, w.ch))
 			}
-			return
+			return nil
 		}
 		msg, err := DecodeFrame(e.Payload)
 		if err != nil {
-			failure = errors.Wrapf(err, "scanner %q on wal %s: entry %s", s.name, s.wal.ch, e.ID)
-			return
+			return errors.Wrapf(err, "scanner %q on wal %s: entry %s", name, w.ch, e.ID)
 		}
-		select {
-		case s.ch <- walimpls.ImmutableMessage{ID: MessageID{id: e.ID}, Payload: msg.Payload, Properties: msg.Properties}:
-		case <-ctx.Done():
-			return
+		if !send(walimpls.ImmutableMessage{ID: MessageID{id: e.ID}, Payload: msg.Payload, Properties: msg.Properties}) {
+			return nil
 		}
 	}
 }

@@ -58,16 +58,11 @@ func (m MessageID) EntryID() woodpecker.EntryID { return m.id.EntryID() }
 // WALName returns message.WALNameWoodpecker.
 func (MessageID) WALName() message.WALName { return message.WALNameWoodpecker }
 
+// asCore returns the adaptor id of a Milvus Woodpecker id (value or
+// pointer), and false for any other id.
 func asCore(other message.MessageID) (adaptor.MessageID, bool) {
-	switch o := other.(type) {
-	case MessageID:
-		return o.id, true
-	case *MessageID:
-		if o != nil {
-			return o.id, true
-		}
-	}
-	return adaptor.MessageID{}, false
+	o, ok := walimpls.AsMessageID[MessageID](other)
+	return o.id, ok
 }
 
 // LT reports whether m sorts before other; false for ids of other WALs.

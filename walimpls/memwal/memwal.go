@@ -132,7 +132,7 @@ func (o *opener) Open(ctx context.Context, opt walimpls.OpenOption) (walimpls.WA
 		return nil, errors.Wrap(walimpls.ErrClosed, "memwal opener")
 	}
 	c := o.b.channel(opt.Channel.Name)
-	w := &wal{o: o, c: c, ch: opt.Channel, scanners: map[*scanner]struct{}{}}
+	w := &wal{o: o, c: c, ch: opt.Channel}
 	if opt.Channel.AccessMode == walimpls.AccessModeRW {
 		c.mu.Lock()
 		if opt.Channel.Term < c.term {
@@ -167,9 +167,7 @@ type wal struct {
 	ch  walimpls.Channel
 	gen int64
 
-	mu       sync.Mutex
-	closed   bool
-	scanners map[*scanner]struct{}
+	scanners walimpls.Handles[*walimpls.FeedScanner]
 }
 
 func (w *wal) WALName() walimpls.WALName { return walimpls.WALNameTest }
@@ -216,11 +214,7 @@ func (w *wal) Truncate(ctx context.Context, id walimpls.MessageID) error {
 	return nil
 }
 
-func (w *wal) isClosed() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.closed
-}
+func (w *wal) isClosed() bool { return w.scanners.Closed() }
 
 func (w *wal) Read(_ context.Context, opt walimpls.ReadOption) (walimpls.Scanner, error) {
 	if err := opt.Validate(); err != nil {
@@ -250,98 +244,44 @@ func (w *wal) Read(_ context.Context, opt walimpls.ReadOption) (walimpls.Scanner
 	if size == 0 {
 		size = 16
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &scanner{name: opt.Name, ch: make(chan walimpls.ImmutableMessage, size), done: make(chan struct{}), cancel: cancel, w: w}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		cancel()
+	s := walimpls.NewFeedScanner(opt.Name, size, w.scanners.Remove)
+	if !w.scanners.Add(s) {
+		s.Discard()
 		return nil, errors.Wrap(walimpls.ErrClosed, "memwal read")
 	}
-	w.scanners[s] = struct{}{}
-	w.mu.Unlock()
-	go s.run(ctx, next)
+	s.Start(func(ctx context.Context, send func(walimpls.ImmutableMessage) bool) error {
+		w.feed(ctx, next, send)
+		return nil
+	})
 	return s, nil
 }
 
 func (w *wal) Close() {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	scanners, ok := w.scanners.Close()
+	if !ok {
 		return
 	}
-	w.closed = true
-	scanners := make([]*scanner, 0, len(w.scanners))
-	for s := range w.scanners {
-		scanners = append(scanners, s)
-	}
-	w.mu.Unlock()
 	for _, s := range scanners {
-		s.stop(errors.Wrap(walimpls.ErrClosed, "memwal scanner: its WAL was closed"))
+		s.Stop(errors.Wrap(walimpls.ErrClosed, "memwal scanner: its WAL was closed"))
 	}
 	w.o.mu.Lock()
 	delete(w.o.wals, w)
 	w.o.mu.Unlock()
 }
 
-type scanner struct {
-	name   string
-	ch     chan walimpls.ImmutableMessage
-	done   chan struct{}
-	cancel context.CancelFunc
-	w      *wal
-
-	mu      sync.Mutex
-	stopped bool  // stop was called
-	reason  error // why stop was first called
-	err     error // set before done is closed
-}
-
-func (s *scanner) Name() string                           { return s.name }
-func (s *scanner) Chan() <-chan walimpls.ImmutableMessage { return s.ch }
-func (s *scanner) Done() <-chan struct{}                  { return s.done }
-
-func (s *scanner) Error() error {
-	<-s.done
-	return s.err
-}
-
-func (s *scanner) Close() error {
-	s.stop(nil)
-	s.w.mu.Lock()
-	delete(s.w.scanners, s)
-	s.w.mu.Unlock()
-	return s.Error()
-}
-
-func (s *scanner) stop(reason error) {
-	s.mu.Lock()
-	if !s.stopped {
-		s.stopped, s.reason = true, reason
-	}
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-}
-
-func (s *scanner) run(ctx context.Context, next int64) {
-	defer func() {
-		s.mu.Lock()
-		s.err = s.reason
-		s.mu.Unlock()
-		close(s.ch)
-		close(s.done)
-	}()
+// feed delivers the channel's messages from offset next on, following its
+// tail, until ctx ends.
+func (w *wal) feed(ctx context.Context, next int64, send func(walimpls.ImmutableMessage) bool) {
 	for {
-		s.w.c.mu.Lock()
-		changed := s.w.c.changed
+		w.c.mu.Lock()
+		changed := w.c.changed
 		var msg walimpls.ImmutableMessage
-		ok := next < int64(len(s.w.c.msgs))
+		ok := next < int64(len(w.c.msgs))
 		if ok {
-			m := s.w.c.msgs[next]
+			m := w.c.msgs[next]
 			msg = walimpls.ImmutableMessage{ID: m.ID, Payload: append([]byte(nil), m.Payload...), Properties: maps.Clone(m.Properties)}
 		}
-		s.w.c.mu.Unlock()
+		w.c.mu.Unlock()
 		if !ok {
 			select {
 			case <-changed:
@@ -350,11 +290,9 @@ func (s *scanner) run(ctx context.Context, next int64) {
 				return
 			}
 		}
-		select {
-		case s.ch <- msg:
-			next++
-		case <-ctx.Done():
+		if !send(msg) {
 			return
 		}
+		next++
 	}
 }
