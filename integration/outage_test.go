@@ -135,20 +135,21 @@ func (a *appendLoad) asyncAppender(tag string, window int) {
 		start time.Time
 	}
 	var q []pending
-	wait := func() bool {
-		p := q[0]
-		q = q[1:]
+	// await waits for p's outcome and records it.
+	await := func(p pending) error {
 		ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
 		id, err := p.f.Wait(ctx)
 		cancel()
 		a.record(appendKey{tag, p.seq}, id, err, time.Since(p.start))
-		if err != nil {
+		return err
+	}
+	wait := func() bool {
+		p := q[0]
+		q = q[1:]
+		if err := await(p); err != nil {
 			// The rest of the window went to the failed writer too.
 			for _, r := range q {
-				ctx, cancel := context.WithTimeout(a.ctx, a.timeout)
-				id, err := r.f.Wait(ctx)
-				cancel()
-				a.record(appendKey{tag, r.seq}, id, err, time.Since(r.start))
+				_ = await(r)
 			}
 			q = nil
 			return a.afterFailure(p.w)

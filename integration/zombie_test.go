@@ -225,17 +225,8 @@ func TestZombieHeldUpload(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 
-			a, err := lA.OpenWriter(ctx, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, o := startWriterA(ctx, t, lA)
 			defer a.Close(ctx)
-			o := newOutcomes()
-			id0, err := a.Append(ctx, makePayload("A", 0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.record(appendKey{"A", 0}, id0, nil)
 
 			heldKey := segment.BlockKey("", lA.ID(), tc.heldSeg, tc.heldBlock)
 			nextKey := segment.BlockKey("", lA.ID(), tc.nextSeg, tc.nextBlock)
@@ -343,17 +334,8 @@ func TestZombieDefiniteFailureMustNotSurvive(t *testing.T) {
 	hold(memstore.OpPut, sealKey, 1)
 	hold(memstore.OpPut, blockKey, 1)
 
-	a, err := lA.OpenWriter(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, o := startWriterA(ctx, t, lA)
 	defer a.Close(ctx)
-	o := newOutcomes()
-	id0, err := a.Append(ctx, makePayload("A", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.record(appendKey{"A", 0}, id0, nil)
 	f1, err := a.AppendAsync(ctx, makePayload("A", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -407,4 +389,22 @@ func TestZombieDefiniteFailureMustNotSurvive(t *testing.T) {
 	t.Logf("A's entry 1 failed with: %v (unknown outcome: %t); the log holds %v",
 		err1, errors.Is(err1, woodpecker.ErrUnknownOutcome), whole)
 	checkZombieLog(t, whole, o)
+}
+
+// startWriterA opens writer A on l at epoch 1 and appends its first entry,
+// recorded in the outcomes it returns. The caller closes the writer.
+func startWriterA(ctx context.Context, t *testing.T, l *woodpecker.Log) (*woodpecker.Writer, *outcomes) {
+	t.Helper()
+	a, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOutcomes()
+	id0, err := a.Append(ctx, makePayload("A", 0))
+	if err != nil {
+		_ = a.Close(ctx)
+		t.Fatal(err)
+	}
+	o.record(appendKey{"A", 0}, id0, nil)
+	return a, o
 }

@@ -191,23 +191,17 @@ func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 		}
 		octx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
 		defer cancel()
+		var st interface {
+			objstore.Store
+			Close() error
+		}
 		var err error
 		if s.Type == options.StorageS3 {
-			var st *awss3.Store
 			st, err = awss3.Open(octx, awss3.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
 				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
-			if err == nil {
-				store = st
-				e.closers = append(e.closers, st.Close)
-			}
 		} else {
-			var st *s3store.Store
 			st, err = s3store.Open(octx, s3store.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
 				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
-			if err == nil {
-				store = st
-				e.closers = append(e.closers, st.Close)
-			}
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -215,6 +209,8 @@ func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 			}
 			return err
 		}
+		store = st
+		e.closers = append(e.closers, st.Close)
 	}
 	e.rawStore = store
 	e.store = metrics.InstrumentStore(store, e.metrics)

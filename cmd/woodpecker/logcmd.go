@@ -16,15 +16,19 @@ import (
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
-// admin connects and returns a context bounded by the etcd request
-// timeout, for commands that make a few metadata calls.
-func (a *app) admin(cmd *cobra.Command) (*env, context.Context, context.CancelFunc, error) {
-	e, err := a.connect(cmd.Context(), connectOptions{})
-	if err != nil {
-		return nil, nil, nil, err
+// admin returns a cobra RunE that connects and calls run with a context
+// bounded by the etcd request timeout, for commands that make a few
+// metadata calls.
+func (a *app) admin(run func(ctx context.Context, e *env, argv []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, argv []string) error {
+		e, err := a.connect(cmd.Context(), connectOptions{})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), e.r.cfg.Etcd.RequestTimeout)
+		defer cancel()
+		return run(ctx, e, argv)
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), e.r.cfg.Etcd.RequestTimeout)
-	return e, ctx, cancel, nil
 }
 
 // openLog opens the log name, with a message that says what to do when it
@@ -36,6 +40,19 @@ func (e *env) openLog(ctx context.Context, name string) (*woodpecker.Log, error)
 			woodpecker.ErrLogNotFound)
 	}
 	return l, err
+}
+
+// connectLog connects and opens the log name.
+func (a *app) connectLog(ctx context.Context, name string) (*env, *woodpecker.Log, error) {
+	e, err := a.connect(ctx, connectOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := e.openLog(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, l, nil
 }
 
 func (a *app) logCommand() *cobra.Command {
@@ -51,12 +68,7 @@ func (a *app) logCreateCommand() *cobra.Command {
 		Use:   "create NAME...",
 		Short: "Create empty logs",
 		Args:  args(1, -1, "at least one log name"),
-		RunE: func(cmd *cobra.Command, names []string) error {
-			e, ctx, cancel, err := a.admin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
+		RunE: a.admin(func(ctx context.Context, e *env, names []string) error {
 			for _, name := range names {
 				err := e.client.CreateLog(ctx, name)
 				switch {
@@ -73,7 +85,7 @@ func (a *app) logCreateCommand() *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&existOK, "exist-ok", false, "succeed when a log exists already")
 	return cmd
@@ -85,12 +97,7 @@ func (a *app) logListCommand() *cobra.Command {
 		Use:   "list",
 		Short: "List the logs, one name per line (-l: with their size)",
 		Args:  args(0, 0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, ctx, cancel, err := a.admin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
+		RunE: a.admin(func(ctx context.Context, e *env, _ []string) error {
 			names, err := e.client.ListLogs(ctx)
 			if err != nil {
 				return err
@@ -123,7 +130,7 @@ func (a *app) logListCommand() *cobra.Command {
 					human(st.SealedBytes), trunc)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "show id, segments, entries and bytes of each log")
 	return cmd
@@ -207,12 +214,7 @@ func (a *app) logStatCommand() *cobra.Command {
 		Use:   "stat NAME",
 		Short: "Describe a log: its segments, entries, bytes and truncation point",
 		Args:  args(1, 1, "one log name"),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			e, ctx, cancel, err := a.admin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
+		RunE: a.admin(func(ctx context.Context, e *env, argv []string) error {
 			l, err := e.openLog(ctx, argv[0])
 			if err != nil {
 				return err
@@ -227,7 +229,7 @@ func (a *app) logStatCommand() *cobra.Command {
 				return enc.Encode(v)
 			}
 			return printLogView(a.stdout, v)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -284,24 +286,21 @@ lies before it. The point only moves forward; a lower ID changes nothing.`,
 			if err != nil {
 				return errors.Mark(err, errUsage)
 			}
-			e, ctx, cancel, err := a.admin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			l, err := e.openLog(ctx, argv[0])
-			if err != nil {
-				return err
-			}
-			if err := l.Truncate(ctx, id); err != nil {
-				return err
-			}
-			point, _, err := l.TruncationPoint(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "log %q: entries before %s are no longer needed\n", argv[0], point)
-			return nil
+			return a.admin(func(ctx context.Context, e *env, argv []string) error {
+				l, err := e.openLog(ctx, argv[0])
+				if err != nil {
+					return err
+				}
+				if err := l.Truncate(ctx, id); err != nil {
+					return err
+				}
+				point, _, err := l.TruncationPoint(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "log %q: entries before %s are no longer needed\n", argv[0], point)
+				return nil
+			})(cmd, argv)
 		},
 	}
 }
@@ -313,12 +312,7 @@ func (a *app) logDeleteCommand() *cobra.Command {
 		Long: `delete removes logs: the name is free at once and the log's writer is fenced.
 The data stays in storage until garbage collection removes it.`,
 		Args: args(1, -1, "at least one log name"),
-		RunE: func(cmd *cobra.Command, names []string) error {
-			e, ctx, cancel, err := a.admin(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
+		RunE: a.admin(func(ctx context.Context, e *env, names []string) error {
 			for _, name := range names {
 				err := e.client.DeleteLog(ctx, name)
 				if errors.Is(err, woodpecker.ErrLogNotFound) {
@@ -330,7 +324,7 @@ The data stays in storage until garbage collection removes it.`,
 				fmt.Fprintf(a.stdout, "deleted log %q\n", name)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

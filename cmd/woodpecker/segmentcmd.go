@@ -110,11 +110,7 @@ entry range, epoch, compression and validity. --entries prints the entries too.`
 		Args: args(1, -1, "a log name and optionally segment numbers"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
-			e, err := a.connect(ctx, connectOptions{})
-			if err != nil {
-				return err
-			}
-			l, err := e.openLog(ctx, argv[0])
+			e, l, err := a.connectLog(ctx, argv[0])
 			if err != nil {
 				return err
 			}

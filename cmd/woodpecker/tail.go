@@ -66,11 +66,7 @@ Output formats (--output):
 				return usagef("-n %d: want a positive count, or 0 for no limit", count)
 			}
 			ctx := cmd.Context()
-			e, err := a.connect(ctx, connectOptions{})
-			if err != nil {
-				return err
-			}
-			l, err := e.openLog(ctx, argv[0])
+			e, l, err := a.connectLog(ctx, argv[0])
 			if err != nil {
 				return err
 			}
