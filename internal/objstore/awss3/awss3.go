@@ -12,7 +12,6 @@ package awss3
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -37,26 +36,9 @@ const DefaultListLimit = s3http.MaxListKeys
 // DefaultRegion is used when Config.Region is empty.
 const DefaultRegion = "us-east-1"
 
-// Config says which bucket to use and how to reach it.
-type Config struct {
-	// Endpoint is host:port; an http:// or https:// scheme is accepted
-	// and decides Secure.
-	Endpoint string
-	// AccessKey and SecretKey are static credentials.
-	AccessKey, SecretKey string
-	Bucket               string
-	// Region to sign for; empty means DefaultRegion.
-	Region string
-	// Secure selects https.
-	Secure bool
-	// RootPath is a key prefix inside the bucket under which every object
-	// of this store lives ("" for the bucket's top level).
-	RootPath string
-	// CreateBucket makes Open create a missing bucket instead of failing.
-	CreateBucket bool
-	// TLS, when set, is the client TLS configuration used with Secure.
-	TLS *tls.Config
-}
+// Config says which bucket to use and how to reach it; an empty Region
+// means DefaultRegion.
+type Config = s3http.Config
 
 // Store is an objstore.Store on one bucket (and root path). It is safe for
 // concurrent use. Close releases its idle connections.

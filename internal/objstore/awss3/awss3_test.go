@@ -17,7 +17,7 @@ func TestS3(t *testing.T) {
 	s3test.Run(t, s3test.Backend{
 		Name: "awss3",
 		Open: func(ctx context.Context, cfg s3test.Config) (s3test.Store, error) {
-			return awss3.Open(ctx, awss3.Config(cfg))
+			return awss3.Open(ctx, cfg)
 		},
 	})
 }

@@ -17,7 +17,7 @@ func TestS3(t *testing.T) {
 	s3test.Run(t, s3test.Backend{
 		Name: "s3store",
 		Open: func(ctx context.Context, cfg s3test.Config) (s3test.Store, error) {
-			return s3store.Open(ctx, s3store.Config(cfg))
+			return s3store.Open(ctx, cfg)
 		},
 	})
 }

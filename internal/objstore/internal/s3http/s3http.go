@@ -127,3 +127,25 @@ func IsDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// Config says which bucket to use and how to reach it. Both S3 backends
+// take it (as their own Config alias), so they cannot drift apart.
+type Config struct {
+	// Endpoint is host:port; an http:// or https:// scheme is accepted
+	// and decides Secure.
+	Endpoint string
+	// AccessKey and SecretKey are static credentials.
+	AccessKey, SecretKey string
+	Bucket               string
+	// Region to sign for; what empty means is up to the backend.
+	Region string
+	// Secure selects https.
+	Secure bool
+	// RootPath is a key prefix inside the bucket under which every object
+	// of this store lives ("" for the bucket's top level).
+	RootPath string
+	// CreateBucket makes Open create a missing bucket instead of failing.
+	CreateBucket bool
+	// TLS, when set, is the client TLS configuration used with Secure.
+	TLS *tls.Config
+}

@@ -7,7 +7,7 @@
 //
 //	func TestS3(t *testing.T) {
 //		s3test.Run(t, s3test.Backend{Name: "awss3", Open: func(ctx context.Context, cfg s3test.Config) (s3test.Store, error) {
-//			return awss3.Open(ctx, awss3.Config(cfg))
+//			return awss3.Open(ctx, cfg)
 //		}})
 //	}
 //
@@ -17,7 +17,6 @@ package s3test
 
 import (
 	"context"
-	"crypto/tls"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,24 +26,13 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/conformance"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/internal/s3http"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/internal/wiretest"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 )
 
-// Config is the configuration both backends take, with the same fields in
-// the same order as their own Config types, so that a backend converts it
-// with a plain type conversion (awss3.Config(cfg)); a field added to one
-// backend only stops that conversion from compiling.
-type Config struct {
-	Endpoint             string
-	AccessKey, SecretKey string
-	Bucket               string
-	Region               string
-	Secure               bool
-	RootPath             string
-	CreateBucket         bool
-	TLS                  *tls.Config
-}
+// Config is the configuration both backends take.
+type Config = s3http.Config
 
 // Store is what the suite needs of a backend's store.
 type Store interface {
