@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"gopkg.in/yaml.v3"
 
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 )
@@ -120,7 +121,7 @@ func fromYAML(data []byte, origin string, env func(string) (string, bool)) (wali
 		where = "configuration file " + origin
 	}
 	invalid := func(format string, args ...any) error {
-		return errors.Mark(errors.Newf("%s: "+format, append([]any{where}, args...)...), options.ErrInvalidConfig)
+		return walerr.Mark(errors.Newf("%s: "+format, append([]any{where}, args...)...), options.ErrInvalidConfig)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
@@ -139,13 +140,13 @@ func mapError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, woodpecker.ErrFenced):
-		return errors.Mark(err, walimpls.ErrFenced)
+		return walerr.Mark(err, walimpls.ErrFenced)
 	case errors.Is(err, woodpecker.ErrClosed):
-		return errors.Mark(err, walimpls.ErrClosed)
+		return walerr.Mark(err, walimpls.ErrClosed)
 	case errors.Is(err, woodpecker.ErrInvalidName):
-		return errors.Mark(err, walimpls.ErrInvalidOption)
+		return walerr.Mark(err, walimpls.ErrInvalidOption)
 	case errors.Is(err, woodpecker.ErrInvalidID):
-		return errors.Mark(err, walimpls.ErrInvalidMessageID)
+		return walerr.Mark(err, walimpls.ErrInvalidMessageID)
 	}
 	return err
 }

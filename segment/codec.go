@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 // Block format, version 1. All integers are little-endian.
@@ -89,8 +91,10 @@ func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 // a block, seal record or fence object that fails validation (bad magic or
 // version, CRC mismatch, inconsistent lengths or counts, trailing bytes).
 // Test with errors.Is; use errors.As with *CorruptError for the details.
-// Callers add the log, segment and block the data came from.
-var ErrCorrupt = errors.New("corrupt data")
+// Callers add the log, segment and block the data came from. It is
+// walerr.ErrCorrupt (woodpecker.ErrCorrupt), not a look-alike: the standard
+// library's errors.Is compares identity, not the message.
+var ErrCorrupt = walerr.ErrCorrupt
 
 // CorruptError describes why data failed validation. It wraps ErrCorrupt.
 type CorruptError struct {

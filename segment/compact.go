@@ -655,7 +655,7 @@ func (c *objectCursor) relayout(ctx context.Context, key string) (BlockHeader, [
 		}
 	}
 	if newest == c.gen || c.limit < 0 {
-		return BlockHeader{}, nil, errors.Mark(errors.Wrapf(walerr.ErrCorrupt,
+		return BlockHeader{}, nil, walerr.Mark(errors.Wrapf(walerr.ErrCorrupt,
 			"%s of a sealed segment is missing (no newer layout than generation %d)", key, c.gen), ErrObjectMissing)
 	}
 	c.UseGeneration(newest)

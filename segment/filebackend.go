@@ -120,11 +120,11 @@ func (s *fileSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) 
 		return s.broken
 	}
 	if _, err := s.f.WriteAt(block, s.off); err != nil {
-		s.broken = errors.Mark(errors.Wrapf(err, "append block %d to %s", blockNo, s.f.Name()), walerr.ErrUnknownOutcome)
+		s.broken = walerr.Mark(errors.Wrapf(err, "append block %d to %s", blockNo, s.f.Name()), walerr.ErrUnknownOutcome)
 		return s.broken
 	}
 	if err := s.f.Sync(); err != nil {
-		s.broken = errors.Mark(errors.Wrapf(err, "fsync %s", s.f.Name()), walerr.ErrUnknownOutcome)
+		s.broken = walerr.Mark(errors.Wrapf(err, "fsync %s", s.f.Name()), walerr.ErrUnknownOutcome)
 		return s.broken
 	}
 	fenced, err := s.b.fenced(ctx, s.ref)
@@ -133,7 +133,7 @@ func (s *fileSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) 
 	}
 	if err != nil {
 		// The block is on disk; whether recovery counted it is unknown.
-		s.broken = errors.Mark(err, walerr.ErrUnknownOutcome)
+		s.broken = walerr.Mark(err, walerr.ErrUnknownOutcome)
 		return s.broken
 	}
 	s.off += int64(len(block))

@@ -272,7 +272,7 @@ func (w *Writer) Append(ctx context.Context, payload []byte) (seg, entry int64, 
 	case <-fut.Done():
 		return fut.Result()
 	case <-ctx.Done():
-		return 0, 0, errors.Mark(errors.Wrap(ctx.Err(), "append: gave up waiting"), walerr.ErrUnknownOutcome)
+		return 0, 0, walerr.Mark(errors.Wrap(ctx.Err(), "append: gave up waiting"), walerr.ErrUnknownOutcome)
 	}
 }
 
@@ -534,7 +534,7 @@ func (w *Writer) retry(op func(context.Context) error, format string, args ...an
 			return err
 		}
 		if w.ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
-			return errors.Mark(errors.Wrapf(err, format+": gave up after %d attempts",
+			return walerr.Mark(errors.Wrapf(err, format+": gave up after %d attempts",
 				append(args, attempt)...), walerr.ErrUnknownOutcome)
 		}
 		select {
@@ -597,7 +597,7 @@ func (w *Writer) failLocked(cause error, fenced *block) {
 			err = errors.Wrapf(cause, "an earlier block of the log failed")
 			aboveFence := fenced != nil && b.seg == fenced.seg && b.no > fenced.no
 			if b.attempted.Load() && !aboveFence {
-				err = errors.Mark(err, walerr.ErrUnknownOutcome)
+				err = walerr.Mark(err, walerr.ErrUnknownOutcome)
 			}
 		}
 		for _, e := range b.entries {
@@ -689,7 +689,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		case <-idle:
 		case <-ctx.Done():
 			w.abort()
-			return errors.Mark(errors.Wrap(ctx.Err(), "close writer: pending appends"), walerr.ErrUnknownOutcome)
+			return walerr.Mark(errors.Wrap(ctx.Err(), "close writer: pending appends"), walerr.ErrUnknownOutcome)
 		}
 		w.mu.Lock()
 	}
@@ -723,7 +723,7 @@ func (w *Writer) abort() {
 	w.wg.Wait()
 	w.mu.Lock()
 	if w.failed == nil {
-		w.failLocked(errors.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome), nil)
+		w.failLocked(walerr.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome), nil)
 	}
 	w.unlock()
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/errors"
 	"github.com/milvus-io/milvus-proto/go-api/v2/commonpb"
+
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 // Message is what Append writes: opaque payload bytes and string
@@ -99,7 +101,7 @@ func UnmarshalMessageID(name WALName, data string) (MessageID, error) {
 	id, err := fn(data)
 	if err != nil {
 		if !errors.Is(err, ErrInvalidMessageID) {
-			err = errors.Mark(err, ErrInvalidMessageID)
+			err = walerr.Mark(err, ErrInvalidMessageID)
 		}
 		return nil, err
 	}

@@ -329,7 +329,7 @@ func (f *AppendFuture) Wait(ctx context.Context) (EntryID, error) {
 	select {
 	case <-f.f.Done():
 	case <-ctx.Done():
-		return EntryID{}, errors.Mark(errors.Wrap(ctx.Err(), "wait for append"), walerr.ErrUnknownOutcome)
+		return EntryID{}, walerr.Mark(errors.Wrap(ctx.Err(), "wait for append"), walerr.ErrUnknownOutcome)
 	}
 	seg, ent, err := f.f.Result()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	mwal "github.com/milvus-io/milvus/pkg/v2/streaming/walimpls"
 	"github.com/milvus-io/milvus/pkg/v2/streaming/walimpls/registry"
 
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 	"github.com/woodpecker-wal/woodpecker/walimpls/conformance"
 )
@@ -70,21 +71,23 @@ func (c coreBuilder) Build() (walimpls.Opener, error) {
 
 // fromMilvusError keeps only what the Milvus-facing layer says: the Milvus
 // sentinels become ours, and the sentinels Milvus has no equivalent of
-// (ErrClosed, ErrInvalidOption) pass through.
+// (ErrClosed, ErrInvalidOption) pass through. A sentinel counts only when
+// both errors.Is functions see it (isBoth), so the suite's checks cover
+// the standard library's errors.Is on Milvus's sentinels too.
 func fromMilvusError(err error) error {
 	if err == nil {
 		return nil
 	}
 	out := errors.New(err.Error())
-	if errors.Is(err, mwal.ErrFenced) {
-		out = errors.Mark(out, walimpls.ErrFenced)
+	if isBoth(err, mwal.ErrFenced) {
+		out = walerr.Mark(out, walimpls.ErrFenced)
 	}
-	if errors.Is(err, message.ErrInvalidMessageID) {
-		out = errors.Mark(out, walimpls.ErrInvalidMessageID)
+	if isBoth(err, message.ErrInvalidMessageID) {
+		out = walerr.Mark(out, walimpls.ErrInvalidMessageID)
 	}
 	for _, passed := range []error{walimpls.ErrClosed, walimpls.ErrInvalidOption} {
-		if errors.Is(err, passed) {
-			out = errors.Mark(out, passed)
+		if isBoth(err, passed) {
+			out = walerr.Mark(out, passed)
 		}
 	}
 	return out

@@ -32,6 +32,7 @@ import (
 	"github.com/milvus-io/milvus/pkg/v2/streaming/walimpls/registry"
 
 	"github.com/woodpecker-wal/woodpecker/adaptor"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
@@ -102,7 +103,7 @@ func (m MessageID) String() string { return m.id.String() }
 func UnmarshalMessageID(data string) (message.MessageID, error) {
 	id, err := adaptor.UnmarshalMessageID(data)
 	if err != nil {
-		return nil, errors.Mark(err, message.ErrInvalidMessageID)
+		return nil, walerr.Mark(err, message.ErrInvalidMessageID)
 	}
 	return MessageID{id: id}, nil
 }
@@ -113,10 +114,10 @@ func mapError(err error) error {
 		return nil
 	}
 	if errors.Is(err, walimpls.ErrFenced) {
-		err = errors.Mark(err, mwal.ErrFenced)
+		err = walerr.Mark(err, mwal.ErrFenced)
 	}
 	if errors.Is(err, walimpls.ErrInvalidMessageID) {
-		err = errors.Mark(err, message.ErrInvalidMessageID)
+		err = walerr.Mark(err, message.ErrInvalidMessageID)
 	}
 	return err
 }
@@ -174,7 +175,7 @@ func (o *opener) Open(ctx context.Context, opt *mwal.OpenOption) (mwal.WALImpls,
 		return nil, errors.Wrap(walimpls.ErrInvalidOption, "open woodpecker wal: nil option")
 	}
 	if err := opt.Validate(); err != nil {
-		return nil, errors.Mark(err, walimpls.ErrInvalidOption)
+		return nil, walerr.Mark(err, walimpls.ErrInvalidOption)
 	}
 	ch := walimpls.Channel{Name: opt.Channel.Name, Term: opt.Channel.Term, AccessMode: accessModes[opt.Channel.AccessMode]}
 	w, err := o.o.Open(ctx, walimpls.OpenOption{Channel: ch})

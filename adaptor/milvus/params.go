@@ -10,6 +10,7 @@ import (
 	"github.com/milvus-io/milvus/pkg/v2/util/paramtable"
 
 	"github.com/woodpecker-wal/woodpecker/adaptor"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
@@ -76,7 +77,7 @@ func ConfigFromParams(p *paramtable.ComponentParam) (options.Config, error) {
 	case "minio":
 		m := &p.MinioCfg
 		if m.UseIAM.GetAsBool() {
-			return options.Config{}, errors.Mark(errors.New(
+			return options.Config{}, walerr.Mark(errors.New(
 				"woodpecker wal: minio.useIAM is not supported by this backend; set minio.accessKeyID and minio.secretAccessKey"),
 				options.ErrInvalidConfig)
 		}
@@ -103,7 +104,7 @@ func ConfigFromParams(p *paramtable.ComponentParam) (options.Config, error) {
 			cfg.Storage.RootPath = strings.TrimRight(p.LocalStorageCfg.Path.GetValue(), "/") + "/" + KeySuffix
 		}
 	default:
-		return options.Config{}, errors.Mark(errors.Newf(
+		return options.Config{}, walerr.Mark(errors.Newf(
 			"woodpecker wal: woodpecker.storage.type %q is not supported by this backend (use minio or local)", st),
 			options.ErrInvalidConfig)
 	}

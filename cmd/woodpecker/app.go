@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
@@ -38,7 +39,7 @@ var (
 
 // usagef returns a usage error with the message given.
 func usagef(format string, args ...any) error {
-	return errors.Mark(errors.Newf(format, args...), errUsage)
+	return walerr.Mark(errors.Newf(format, args...), errUsage)
 }
 
 // app is one invocation of the command: its streams, flags and the
@@ -168,7 +169,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or invalid configuration,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return errors.Mark(err, errUsage)
+		return walerr.Mark(err, errUsage)
 	})
 	f := root.PersistentFlags()
 	a.g.flags = f
@@ -193,7 +194,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage or invalid configuration,
 			check := c.Args
 			c.Args = func(cmd *cobra.Command, args []string) error {
 				if err := check(cmd, args); err != nil {
-					return errors.Mark(err, errUsage)
+					return walerr.Mark(err, errUsage)
 				}
 				return nil
 			}

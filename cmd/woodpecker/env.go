@@ -17,6 +17,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/awss3"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
@@ -78,7 +79,7 @@ func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
 	if r.cfg.Metrics.Addr != "" {
 		srv, err := metrics.Serve(r.cfg.Metrics.Addr, e.metrics.Handler())
 		if err != nil {
-			return nil, errors.Mark(err, errUsage)
+			return nil, walerr.Mark(err, errUsage)
 		}
 		e.metricsSrv = srv
 		lg.Info("serving metrics", zap.String("addr", "http://"+srv.Addr()+"/metrics"))
@@ -103,7 +104,7 @@ func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
 	cli, err := woodpecker.New(cctx, e.r.cfg, opts...)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = errors.Mark(err, errUnavailable)
+			err = walerr.Mark(err, errUnavailable)
 		}
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 		}
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
-				err = errors.Mark(err, errUnavailable)
+				err = walerr.Mark(err, errUnavailable)
 			}
 			return err
 		}
@@ -250,7 +251,7 @@ func probe(ctx context.Context, what string, endpoints []string, timeout time.Du
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return errors.Mark(errors.Newf("cannot reach %s at %s (%s): %s",
+	return walerr.Mark(errors.Newf("cannot reach %s at %s (%s): %s",
 		what, strings.Join(endpoints, ","), dialReason(lastErr), hint), errUnavailable)
 }
 

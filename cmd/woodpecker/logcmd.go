@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/spf13/cobra"
 
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
@@ -36,7 +37,7 @@ func (a *app) admin(run func(ctx context.Context, e *env, argv []string) error) 
 func (e *env) openLog(ctx context.Context, name string) (*woodpecker.Log, error) {
 	l, err := e.client.OpenLog(ctx, name)
 	if errors.Is(err, woodpecker.ErrLogNotFound) {
-		return nil, errors.Mark(errors.Newf("log %q does not exist ('woodpecker log list' shows the logs)", name),
+		return nil, walerr.Mark(errors.Newf("log %q does not exist ('woodpecker log list' shows the logs)", name),
 			woodpecker.ErrLogNotFound)
 	}
 	return l, err
@@ -79,7 +80,7 @@ func (a *app) logCreateCommand() *cobra.Command {
 				case errors.Is(err, woodpecker.ErrLogExists):
 					return errors.Wrapf(err, "log %q exists already (--exist-ok accepts that)", name)
 				case errors.Is(err, woodpecker.ErrInvalidName):
-					return errors.Mark(err, errUsage)
+					return walerr.Mark(err, errUsage)
 				default:
 					return err
 				}
@@ -284,7 +285,7 @@ lies before it. The point only moves forward; a lower ID changes nothing.`,
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			id, err := woodpecker.ParseEntryID(argv[1])
 			if err != nil {
-				return errors.Mark(err, errUsage)
+				return walerr.Mark(err, errUsage)
 			}
 			return a.admin(func(ctx context.Context, e *env, argv []string) error {
 				l, err := e.openLog(ctx, argv[0])
@@ -316,7 +317,7 @@ The data stays in storage until garbage collection removes it.`,
 			for _, name := range names {
 				err := e.client.DeleteLog(ctx, name)
 				if errors.Is(err, woodpecker.ErrLogNotFound) {
-					return errors.Mark(errors.Newf("log %q does not exist", name), woodpecker.ErrLogNotFound)
+					return walerr.Mark(errors.Newf("log %q does not exist", name), woodpecker.ErrLogNotFound)
 				}
 				if err != nil {
 					return err

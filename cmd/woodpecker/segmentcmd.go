@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/segcheck"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
@@ -321,7 +322,7 @@ The exit status is 5 when corruption was found, 0 otherwise.`,
 			fmt.Fprintf(a.stdout, "verified %s, %s, %s: %s\n", plural(segs, "segment"), plural(blocks, "block"),
 				plural(ents, "entry"), plural(problems, "problem"))
 			if problems > 0 {
-				return errors.Mark(errors.Newf("%s found: the data named above is corrupt", plural(problems, "problem")), errCorruptFound)
+				return walerr.Mark(errors.Newf("%s found: the data named above is corrupt", plural(problems, "problem")), errCorruptFound)
 			}
 			return nil
 		},

@@ -216,7 +216,7 @@ func TestRunStopsOnFailedAppend(t *testing.T) {
 	mem := memstore.New()
 	mem.Inject(memstore.Rule{
 		Op: memstore.OpPut, KeyRegexp: regexp.MustCompile(`/b-`), Nth: 3, Times: -1, Action: memstore.ActionFail,
-		Err: errors.Mark(errors.New("injected"), walerr.ErrFenced), // final: no retries
+		Err: walerr.Mark(errors.New("injected"), walerr.ErrFenced), // final: no retries
 	})
 	c := newClient(t, mem, func(cfg *options.Config) { cfg.Writer.MaxBlockBytes = 4 << 10 })
 	for _, depth := range []int{0, 8} {

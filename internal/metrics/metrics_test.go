@@ -47,7 +47,7 @@ func TestObserveAppend(t *testing.T) {
 		{nil, ResultOK},
 		{nil, ResultOK},
 		{errors.Wrap(walerr.ErrFenced, "append"), ResultFenced},
-		{errors.Mark(errors.New("timeout"), walerr.ErrUnknownOutcome), ResultUnknown},
+		{walerr.Mark(errors.New("timeout"), walerr.ErrUnknownOutcome), ResultUnknown},
 		{errors.New("disk full"), ResultError},
 	}
 	for _, tt := range tests {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cockroachdb/errors"
-
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 )
 
@@ -66,13 +64,17 @@ func (s *suite) testFencing(t *testing.T) {
 	want = append(want, s.appendOne(t, w1, newMessage("term1", 0), "term1#0"))
 
 	w2 := s.open(t, name, 2, walimpls.AccessModeRW)
-	if id, err := w1.Append(ctx, newMessage("zombie-term1", 1)); !errors.Is(err, walimpls.ErrFenced) {
+	if id, err := w1.Append(ctx, newMessage("zombie-term1", 1)); !is(err, walimpls.ErrFenced) {
 		t.Errorf("Append on the term-1 handle after a term-2 open = %v, %v; want an error matching ErrFenced", id, err)
 	}
 	want = append(want, s.appendOne(t, w2, newMessage("term2", 0), "term2#0"))
+	// A superseded handle must not cut what the new owner has not read.
+	if err := w1.Truncate(ctx, want[1].id); !is(err, walimpls.ErrFenced) {
+		t.Errorf("Truncate on the term-1 handle after a term-2 open = %v; want an error matching ErrFenced", err)
+	}
 
 	ch := walimpls.Channel{Name: name, Term: 1, AccessMode: walimpls.AccessModeRW}
-	if w, err := s.o.Open(ctx, walimpls.OpenOption{Channel: ch}); !errors.Is(err, walimpls.ErrFenced) {
+	if w, err := s.o.Open(ctx, walimpls.OpenOption{Channel: ch}); !is(err, walimpls.ErrFenced) {
 		if w != nil {
 			w.Close()
 		}
@@ -83,7 +85,7 @@ func (s *suite) testFencing(t *testing.T) {
 
 	// A second open at the same term takes over from the first.
 	w2b := s.open(t, name, 2, walimpls.AccessModeRW)
-	if id, err := w2.Append(ctx, newMessage("zombie-term2", 2)); !errors.Is(err, walimpls.ErrFenced) {
+	if id, err := w2.Append(ctx, newMessage("zombie-term2", 2)); !is(err, walimpls.ErrFenced) {
 		t.Errorf("Append on the first term-2 handle after a second term-2 open = %v, %v; want ErrFenced", id, err)
 	}
 	want = append(want, s.appendOne(t, w2b, newMessage("term2b", 0), "term2b#0"))
@@ -145,9 +147,21 @@ func (s *suite) testTruncate(t *testing.T) {
 		t.Fatalf("Truncate at a lower id (%v): %v", recs[2].id, err)
 	}
 	s.checkTruncated(t, w, "after-lower-truncate", recs, 4)
-	if err := w.Truncate(ctx, foreignID{}); !errors.Is(err, walimpls.ErrInvalidMessageID) {
+	if err := w.Truncate(ctx, foreignID{}); !is(err, walimpls.ErrInvalidMessageID) {
 		t.Errorf("Truncate(foreign id) = %v, want an error matching ErrInvalidMessageID", err)
 	}
+	// An id beyond the channel's last message (taken from a longer
+	// channel) would hide messages appended later: refused, nothing moves.
+	longer := s.open(t, s.channelName("truncate-longer"), 1, walimpls.AccessModeRW)
+	far := s.appendMany(t, longer, "longer", 15)[14]
+	longer.Close()
+	if !recs[9].id.LT(far.id) {
+		t.Fatalf("the longer channel's 15th id %v is not beyond the 10th %v of this one", far.id, recs[9].id)
+	}
+	if err := w.Truncate(ctx, far.id); !is(err, walimpls.ErrInvalidMessageID) {
+		t.Errorf("Truncate(%v) beyond the last message %v = %v, want an error matching ErrInvalidMessageID", far.id, recs[9].id, err)
+	}
+	s.checkTruncated(t, w, "after-beyond-end", recs, 4)
 	// Start-from below the truncation point must not fail.
 	sc := s.scan(t, w, "from-truncated", walimpls.DeliverStartFrom(recs[0].id))
 	if s.cfg.strictTruncate {
@@ -241,10 +255,10 @@ func (s *suite) testScanner(t *testing.T) {
 	open := s.scan(t, w, "open-at-wal-close", walimpls.DeliverLatest())
 	w.Close()
 	s.checkEnded(t, open, walimpls.ErrClosed, nil)
-	if got := open.Close(); !errors.Is(got, walimpls.ErrClosed) {
+	if got := open.Close(); !is(got, walimpls.ErrClosed) {
 		t.Errorf("Close after the WAL closed = %v, want an error matching ErrClosed", got)
 	}
-	if sc, err := w.Read(s.ctx(t), walimpls.ReadOption{Name: "on-closed"}); !errors.Is(err, walimpls.ErrClosed) {
+	if sc, err := w.Read(s.ctx(t), walimpls.ReadOption{Name: "on-closed"}); !is(err, walimpls.ErrClosed) {
 		if sc != nil {
 			_ = sc.Close()
 		}
@@ -267,7 +281,7 @@ func (s *suite) checkEnded(t *testing.T, sc walimpls.Scanner, want error, mayDel
 	switch {
 	case want == nil && err != nil:
 		t.Errorf("scanner %s: Error() = %v, want nil", sc.Name(), err)
-	case want != nil && !errors.Is(err, want):
+	case want != nil && !is(err, want):
 		t.Errorf("scanner %s: Error() = %v, want an error matching %v", sc.Name(), err, want)
 	}
 	for {
@@ -349,7 +363,7 @@ func (s *suite) testInvalidInput(t *testing.T) {
 	ctx := s.ctx(t)
 	for _, data := range s.cfg.invalidIDs {
 		id, err := walimpls.UnmarshalMessageID(s.b.Name(), data)
-		if !errors.Is(err, walimpls.ErrInvalidMessageID) {
+		if !is(err, walimpls.ErrInvalidMessageID) {
 			t.Errorf("UnmarshalMessageID(%q) = %v, %v; want an error matching ErrInvalidMessageID", data, id, err)
 		}
 	}
@@ -358,7 +372,7 @@ func (s *suite) testInvalidInput(t *testing.T) {
 		{Name: s.channelName("badterm"), Term: -1},
 		{Name: s.channelName("badmode"), Term: 1, AccessMode: 9},
 	} {
-		if w, err := s.o.Open(ctx, walimpls.OpenOption{Channel: ch}); !errors.Is(err, walimpls.ErrInvalidOption) {
+		if w, err := s.o.Open(ctx, walimpls.OpenOption{Channel: ch}); !is(err, walimpls.ErrInvalidOption) {
 			if w != nil {
 				w.Close()
 			}
@@ -375,7 +389,7 @@ func (s *suite) testInvalidInput(t *testing.T) {
 		{walimpls.ReadOption{Name: "from-nil", DeliverPolicy: walimpls.DeliverStartFrom(nil)}, walimpls.ErrInvalidOption},
 		{walimpls.ReadOption{Name: "negative-buffer", ReadAheadBufferSize: -1}, walimpls.ErrInvalidOption},
 	} {
-		if sc, err := w.Read(ctx, opt.opt); !errors.Is(err, opt.want) {
+		if sc, err := w.Read(ctx, opt.opt); !is(err, opt.want) {
 			if sc != nil {
 				_ = sc.Close()
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/errors"
 	"go.uber.org/goleak"
 
 	"github.com/woodpecker-wal/woodpecker/walimpls"
@@ -58,6 +59,7 @@ func TestSuiteCatchesMutants(t *testing.T) {
 		{"scanner-error-on-close", "group/Scanner"},
 		{"truncate-ignored", "group/Truncate"},
 		{"foreign-ids-accepted", "group/InvalidInput"},
+		{"fenced-seen-by-cockroach-only", "group/Fencing"},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			t.Parallel()
@@ -115,7 +117,12 @@ func (w mutantWAL) Append(ctx context.Context, msg walimpls.Message) (walimpls.M
 	if w.kind == "no-read-only-panic" && w.ch.AccessMode == walimpls.AccessModeRO {
 		return nil, walimpls.ErrClosed
 	}
-	return w.WAL.Append(ctx, msg)
+	id, err := w.WAL.Append(ctx, msg)
+	if w.kind == "fenced-seen-by-cockroach-only" && errors.Is(err, walimpls.ErrFenced) {
+		// Only cockroachdb's errors.Is sees this mark.
+		err = errors.Mark(errors.New(err.Error()), walimpls.ErrFenced) // cockroach-only on purpose
+	}
+	return id, err
 }
 
 func (w mutantWAL) Truncate(ctx context.Context, id walimpls.MessageID) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 // Failure is what the shared logic needs to know of a failed request. Each
@@ -107,14 +108,14 @@ func (b *Bucket) MapErr(err error, op, key string) error {
 	f := b.Classify(err)
 	switch {
 	case f.Code == "NoSuchBucket":
-		return errors.Wrapf(errors.Mark(err, objstore.ErrNotFound),
+		return errors.Wrapf(walerr.Mark(err, objstore.ErrNotFound),
 			"%s %s %q: bucket %q does not exist at %s", b.Label, op, key, b.Name, b.Endpoint)
 	case f.Code == "NoSuchKey" || f.Code == "NotFound" || f.Status == http.StatusNotFound:
-		return b.Wrap(errors.Mark(err, objstore.ErrNotFound), op, key)
+		return b.Wrap(walerr.Mark(err, objstore.ErrNotFound), op, key)
 	case f.Code == "InvalidRange" || f.Status == http.StatusRequestedRangeNotSatisfiable:
-		return b.Wrap(errors.Mark(err, objstore.ErrInvalidRange), op, key)
+		return b.Wrap(walerr.Mark(err, objstore.ErrInvalidRange), op, key)
 	case op == "put" && (f.Code == "PreconditionFailed" || f.Status == http.StatusPreconditionFailed):
-		return b.Wrap(errors.Mark(err, objstore.ErrAlreadyExists), op, key)
+		return b.Wrap(walerr.Mark(err, objstore.ErrAlreadyExists), op, key)
 	}
 	return errors.Wrapf(err, "%s %s %q in bucket %q at %s", b.Label, op, key, b.Name, b.Endpoint)
 }

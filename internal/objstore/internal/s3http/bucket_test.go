@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 // failure is an error that carries its own Failure, for a test Classify.
@@ -183,7 +184,7 @@ type fakeObject struct {
 
 func (o fakeObject) get(_ context.Context, _, _ string, first, last int64) (Body, error) {
 	if first >= int64(len(o.data)) {
-		return Body{}, errors.Mark(errors.New("range not satisfiable"), objstore.ErrInvalidRange)
+		return Body{}, walerr.Mark(errors.New("range not satisfiable"), objstore.ErrInvalidRange)
 	}
 	if o.wholeObject {
 		return Body{ReadCloser: io.NopCloser(strings.NewReader(string(o.data))), Size: int64(len(o.data))}, nil
