@@ -9,6 +9,7 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
+	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
 // foreignID is a message id of another WAL.
@@ -54,6 +55,10 @@ func TestAdaptorSentinelsMatchUnderBothErrorsIs(t *testing.T) {
 		}},
 		{"Open with a malformed channel name", walimpls.ErrInvalidOption, func(t *testing.T) error {
 			_, err := build(t, backends[1]).Open(ctx, rw("a/b", 1))
+			return err
+		}},
+		{"Open at a term above woodpecker.MaxEpoch", walimpls.ErrInvalidOption, func(t *testing.T) error {
+			_, err := build(t, backends[1]).Open(ctx, rw("huge", woodpecker.MaxEpoch+1))
 			return err
 		}},
 		{"Truncate at a foreign id", walimpls.ErrInvalidMessageID, func(t *testing.T) error {

@@ -143,7 +143,7 @@ func mapError(err error) error {
 		return walerr.Mark(err, walimpls.ErrFenced)
 	case errors.Is(err, woodpecker.ErrClosed):
 		return walerr.Mark(err, walimpls.ErrClosed)
-	case errors.Is(err, woodpecker.ErrInvalidName):
+	case errors.Is(err, woodpecker.ErrInvalidName), errors.Is(err, woodpecker.ErrInvalidEpoch):
 		return walerr.Mark(err, walimpls.ErrInvalidOption)
 	case errors.Is(err, woodpecker.ErrInvalidID):
 		return walerr.Mark(err, walimpls.ErrInvalidMessageID)

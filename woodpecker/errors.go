@@ -36,4 +36,12 @@ var (
 	// cannot fence a zombie writer, and storage.fencing.conditionalWrite is
 	// "required".
 	ErrWeakFencing = walerr.ErrWeakFencing
+	// ErrInvalidEpoch: OpenWriter was given an epoch below 0 or above
+	// MaxEpoch; nothing changed.
+	ErrInvalidEpoch = walerr.ErrInvalidEpoch
 )
+
+// MaxEpoch is the highest epoch OpenWriter accepts (2^62-1); the epochs
+// above it are reserved. A writer of the same epoch as the log's takes it
+// over, so a log at MaxEpoch stays writable at MaxEpoch.
+const MaxEpoch = walerr.MaxEpoch

@@ -45,6 +45,9 @@ func checkBothErrorsIs(t *testing.T, path string, err, want error) {
 	}
 }
 
+// errorsIsBoth reports whether both errors.Is functions match.
+func errorsIsBoth(err, want error) bool { return stderrors.Is(err, want) && errors.Is(err, want) }
+
 // heldWriter returns a writer on a fresh log of a memstore whose block
 // uploads are held until the test releases them (or ends).
 func heldWriter(t *testing.T) (*memstore.Store, *woodpecker.Writer) {
@@ -288,6 +291,10 @@ func sentinelPaths() []sentinelPath {
 			_, err := openLog(t, newClient(t, memBackend(store), nil), "weak").OpenWriter(ctx, 1)
 			return err
 		}},
+		{"OpenWriter at an epoch above MaxEpoch", woodpecker.ErrInvalidEpoch, func(t *testing.T) error {
+			_, err := openLog(t, newClient(t, memBackend(nil), nil), "epoch").OpenWriter(ctx, woodpecker.MaxEpoch+1)
+			return err
+		}},
 		{"New with an invalid configuration", options.ErrInvalidConfig, func(t *testing.T) error {
 			cfg := options.Default()
 			cfg.Writer.MaxEntryBytes = -1
@@ -331,6 +338,7 @@ var exportedSentinels = map[string]error{
 	"ErrInvalidID":      woodpecker.ErrInvalidID,
 	"ErrInvalidName":    woodpecker.ErrInvalidName,
 	"ErrWeakFencing":    woodpecker.ErrWeakFencing,
+	"ErrInvalidEpoch":   woodpecker.ErrInvalidEpoch,
 }
 
 // TestEverySentinelHasAPath keeps the table complete: a sentinel added to

@@ -30,10 +30,14 @@ func (l *Log) ID() int64 { return l.info.ID }
 // with ErrFenced when a writer of a higher epoch has opened the log. Any
 // earlier writer (of a lower or the same epoch) is fenced: its segments are
 // sealed in storage and in etcd before this call returns, and its later
-// appends fail with ErrFenced.
+// appends fail with ErrFenced. An epoch outside 0..MaxEpoch fails with
+// ErrInvalidEpoch and changes nothing.
 func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 	if err := l.c.usable(); err != nil {
 		return nil, err
+	}
+	if epoch < 0 || epoch > MaxEpoch {
+		return nil, errors.Wrapf(walerr.ErrInvalidEpoch, "open writer on log %q: epoch %d is outside 0..%d", l.info.Name, epoch, MaxEpoch)
 	}
 	if l.c.weakFence != nil {
 		return nil, l.c.weakFence

@@ -127,8 +127,10 @@ Every entry is durable when append exits with status 0. On a failure, the
 entries before the one reported are in the log; the one reported is not, unless
 the message says its outcome is unknown.
 
-The writer takes the log's current epoch (the highest of its segments, at
-least 1), fencing any writer of that epoch still running; --epoch sets it.`,
+The writer takes the log's current epoch (the highest of its writers and
+segments, at least 1), fencing any writer of that epoch still running; --epoch
+sets it, from 0 to 4611686018427387903 (2^62-1; higher epochs are reserved). A
+writer of the same epoch as the log's takes the log over, a lower one is refused.`,
 		Example: `  seq 1000 | woodpecker append numbers --create
   woodpecker append events --format length-prefixed < events.bin`,
 		Args: args(1, 1, "one log name"),
@@ -138,6 +140,9 @@ least 1), fencing any writer of that epoch still running; --epoch sets it.`,
 			}
 			if depth < 1 {
 				return usagef("--depth %d: want at least 1", depth)
+			}
+			if epoch < 0 || epoch > woodpecker.MaxEpoch {
+				return usagef("--epoch %d: want 0 to %d", epoch, woodpecker.MaxEpoch)
 			}
 			ctx := cmd.Context()
 			e, err := a.connect(ctx, connectOptions{})
@@ -161,7 +166,12 @@ least 1), fencing any writer of that epoch still running; --epoch sets it.`,
 			}
 			w, err := l.OpenWriter(ctx, epoch)
 			if errors.Is(err, woodpecker.ErrFenced) {
-				return errors.Wrapf(err, "a writer of a higher epoch owns log %q: pass a higher --epoch to take it over", name)
+				// A writer of the same epoch takes the log over: say which
+				// epoch does, rather than "a higher one" (there may be none).
+				if owner, ok, oerr := l.WriterEpoch(ctx); oerr == nil && ok && owner > epoch {
+					return errors.Wrapf(err, "a writer of epoch %d owns log %q: pass --epoch %d to take it over", owner, name, owner)
+				}
+				return errors.Wrapf(err, "a writer of a higher epoch owns log %q", name)
 			}
 			if err != nil {
 				return err
@@ -198,14 +208,16 @@ least 1), fencing any writer of that epoch still running; --epoch sets it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&format, "format", formatLines, "input format: lines or length-prefixed")
-	f.Int64Var(&epoch, "epoch", 0, "writer epoch (default: the log's current epoch)")
+	f.Int64Var(&epoch, "epoch", 0, "writer epoch, 0 to 2^62-1 (default: the log's current epoch)")
 	f.IntVar(&depth, "depth", 256, "appends kept in flight")
 	f.BoolVar(&create, "create", false, "create the log when it does not exist")
 	f.BoolVar(&ids, "ids", false, "print the id of each entry appended, one per line")
 	return cmd
 }
 
-// currentEpoch returns the epoch of the log's newest segment, at least 1.
+// currentEpoch returns the epoch of the log's latest writer or newest
+// segment, whichever is higher, at least 1. (A writer that opened the log
+// but has not written a segment yet already holds its epoch.)
 func currentEpoch(ctx context.Context, l *woodpecker.Log) (int64, error) {
 	st, err := l.Stats(ctx)
 	if err != nil {
@@ -214,6 +226,13 @@ func currentEpoch(ctx context.Context, l *woodpecker.Log) (int64, error) {
 	epoch := int64(1)
 	for _, s := range st.Segments {
 		epoch = max(epoch, s.Epoch)
+	}
+	owner, ok, err := l.WriterEpoch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		epoch = max(epoch, owner)
 	}
 	return epoch, nil
 }

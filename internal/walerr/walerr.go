@@ -35,4 +35,12 @@ var (
 	// ErrWeakFencing: the object store ignores create-only writes and the
 	// configuration did not accept etcd-only fencing.
 	ErrWeakFencing = errors.New("object store cannot fence writers")
+	// ErrInvalidEpoch: a writer epoch outside 0..MaxEpoch.
+	ErrInvalidEpoch = errors.New("invalid writer epoch")
 )
+
+// MaxEpoch is the highest writer epoch, 2^62-1. Epochs above it are
+// reserved: a caller deriving its epoch from a counter (a term plus one)
+// can never overflow into a negative one, and a later version can give
+// them a meaning without a format change.
+const MaxEpoch = int64(1)<<62 - 1
