@@ -145,7 +145,7 @@ func mapError(err error) error {
 		return walerr.Mark(err, walimpls.ErrClosed)
 	case errors.Is(err, woodpecker.ErrInvalidName), errors.Is(err, woodpecker.ErrInvalidEpoch):
 		return walerr.Mark(err, walimpls.ErrInvalidOption)
-	case errors.Is(err, woodpecker.ErrInvalidID):
+	case errors.Is(err, woodpecker.ErrInvalidID), errors.Is(err, woodpecker.ErrBeyondEnd):
 		return walerr.Mark(err, walimpls.ErrInvalidMessageID)
 	}
 	return err
@@ -205,7 +205,9 @@ func (w *WAL) Truncate(ctx context.Context, id walimpls.MessageID) error {
 	if w.isClosed() {
 		return errors.Wrapf(walimpls.ErrClosed, "truncate wal %s", w.ch)
 	}
-	return mapError(errors.Wrapf(w.log.Truncate(ctx, eid), "truncate wal %s at %s", w.ch, eid))
+	// The writer's truncation: a handle that a newer term superseded fails
+	// with ErrFenced instead of cutting entries the new owner still needs.
+	return mapError(errors.Wrapf(w.w.Truncate(ctx, eid), "truncate wal %s at %s", w.ch, eid))
 }
 
 func (w *WAL) isClosed() bool { return w.scanners.Closed() }

@@ -30,6 +30,10 @@ var (
 	ErrClosed = walerr.ErrClosed
 	// ErrInvalidID: a malformed entry id.
 	ErrInvalidID = walerr.ErrInvalidID
+	// ErrBeyondEnd: Truncate was given an id beyond the log's last durable
+	// entry; nothing changed. Truncate at an id an append or a reader
+	// returned.
+	ErrBeyondEnd = walerr.ErrBeyondEnd
 	// ErrInvalidName: a malformed log name.
 	ErrInvalidName = walerr.ErrInvalidName
 	// ErrWeakFencing: the object store ignores create-only writes, so it

@@ -78,7 +78,7 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 		Metrics:      l.c.segmentMetrics(),
 	}, l.c.backend, &writerMeta{store: l.c.meta, tok: tok, created: map[int64]meta.SegmentMeta{}},
 		hubObserver{hub: l.c.hub, logID: l.info.ID})
-	return &Writer{w: sw, log: l, epoch: epoch}, nil
+	return &Writer{w: sw, log: l, epoch: epoch, tok: tok}, nil
 }
 
 func compression(c options.Compression) segment.Compression {
@@ -139,15 +139,70 @@ func (m *writerMeta) SealSegment(ctx context.Context, segID, revision int64, inf
 	return nil
 }
 
-// Truncate marks every entry before id as no longer needed: readers opened
-// at Earliest start at id. The point only moves forward; a lower id changes
-// nothing and is not an error. Data below it is removed later by garbage
-// collection.
+// Truncate is an administrator's truncation: it marks every entry before
+// id as no longer needed, whichever writer owns the log, so readers opened
+// at Earliest start at id. Writers truncate with Writer.Truncate, which a
+// newer writer fences. The point only moves forward; a lower id changes
+// nothing and is not an error. The highest valid id is the one right after
+// the log's last durable entry (same segment, entry + 1), which truncates
+// everything written so far; a higher id fails with ErrBeyondEnd and
+// changes nothing. Data below the point is
+// removed later by garbage collection.
 func (l *Log) Truncate(ctx context.Context, id EntryID) error {
+	return l.truncate(ctx, id, nil)
+}
+
+func (l *Log) truncate(ctx context.Context, id EntryID, owner *meta.WriterToken) error {
 	if !id.Valid() {
 		return errors.Wrapf(walerr.ErrInvalidID, "truncate log %q at %s", l.info.Name, id)
 	}
-	return l.c.meta.Truncate(ctx, l.info.ID, meta.Position{Segment: id.Segment, Entry: id.Entry})
+	if err := l.c.usable(); err != nil {
+		return err
+	}
+	if owner != nil {
+		// A superseded writer learns that first, whatever id it gave.
+		if err := l.c.meta.CheckOwner(ctx, *owner); err != nil {
+			return errors.Wrapf(err, "truncate log %q at %s", l.info.Name, id)
+		}
+	}
+	if err := l.checkDurable(ctx, id); err != nil {
+		return err
+	}
+	err := l.c.meta.Truncate(ctx, l.info.ID, meta.Position{Segment: id.Segment, Entry: id.Entry}, owner)
+	return errors.Wrapf(err, "truncate log %q at %s", l.info.Name, id)
+}
+
+// checkDurable fails with ErrBeyondEnd when id lies beyond the id that
+// follows the log's last durable entry. Truncating there would hide entries
+// appended later: they would take ids below id.
+func (l *Log) checkDurable(ctx context.Context, id EntryID) error {
+	segs, err := l.c.meta.Segments(ctx, l.info.ID)
+	if err != nil {
+		return err
+	}
+	var st Stats
+	if err := l.findEnds(ctx, segs, &st); err != nil {
+		return err
+	}
+	if !st.NonEmpty {
+		// A deleted log has no segments either: say which it is.
+		info, err := l.c.meta.GetLog(ctx, l.info.Name)
+		if err != nil && !errors.Is(err, walerr.ErrLogNotFound) {
+			return err
+		}
+		if err != nil || info.ID != l.info.ID {
+			return errors.Wrapf(walerr.ErrLogNotFound, "truncate log %q: the log was deleted", l.info.Name)
+		}
+		return errors.Wrapf(walerr.ErrBeyondEnd, "truncate log %q at %s: the log holds no entry", l.info.Name, id)
+	}
+	// The id right after the last entry truncates everything written so
+	// far and nothing appended later: later ids of that segment are at or
+	// above it, and later segments are above.
+	if next := (EntryID{Segment: st.Last.Segment, Entry: st.Last.Entry + 1}); next.Less(id) {
+		return errors.Wrapf(walerr.ErrBeyondEnd, "truncate log %q at %s: its last durable entry is %s, so the highest point is %s",
+			l.info.Name, id, st.Last, next)
+	}
+	return nil
 }
 
 // TruncationPoint returns the log's truncation point; ok is false when the
@@ -270,6 +325,7 @@ type Writer struct {
 	w     *segment.Writer
 	log   *Log
 	epoch int64
+	tok   meta.WriterToken
 }
 
 // Epoch returns the writer's epoch.
@@ -305,6 +361,16 @@ func (w *Writer) AppendAsync(ctx context.Context, payload []byte) (*AppendFuture
 
 func (w *Writer) wrap(err error) error {
 	return errors.Wrapf(err, "append to log %q", w.log.info.Name)
+}
+
+// Truncate marks every entry before id as no longer needed, as
+// Log.Truncate does, but as this writer: the change compares in the same
+// etcd transaction that the writer still owns the log, so a writer that a
+// newer one superseded fails with ErrFenced and changes nothing. It fails
+// with ErrBeyondEnd, changing nothing, when id lies beyond the log's last
+// durable entry (an entry still in flight is not durable yet).
+func (w *Writer) Truncate(ctx context.Context, id EntryID) error {
+	return w.log.truncate(ctx, id, &w.tok)
 }
 
 // Close waits until what was appended is durable (or ctx ends), seals the

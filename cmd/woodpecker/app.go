@@ -108,7 +108,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, errUsage), errors.Is(err, options.ErrInvalidConfig):
+	case errors.Is(err, errUsage), errors.Is(err, options.ErrInvalidConfig), errors.Is(err, woodpecker.ErrBeyondEnd):
 		return exitUsage
 	case errors.Is(err, woodpecker.ErrLogNotFound):
 		return exitNotFound

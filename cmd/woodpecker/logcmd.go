@@ -280,7 +280,12 @@ func (a *app) logTruncateCommand() *cobra.Command {
 		Short: "Mark the entries before ID (segment/entry) as no longer needed",
 		Long: `truncate marks every entry of the log before ID as no longer needed: readers
 opened at the earliest entry start at ID, and garbage collection may delete what
-lies before it. The point only moves forward; a lower ID changes nothing.`,
+lies before it. The point only moves forward; a lower ID changes nothing. An ID
+beyond the log's last durable entry is refused (exit code 2) and changes nothing.
+
+This is an administrator's truncation: it applies whichever writer owns the log.
+A writer's own truncation (the library's Writer.Truncate, the WAL adaptors) is
+refused once a newer writer has taken the log over.`,
 		Args: args(2, 2, "a log name and an entry id (segment/entry)"),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			id, err := woodpecker.ParseEntryID(argv[1])
@@ -299,7 +304,7 @@ lies before it. The point only moves forward; a lower ID changes nothing.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "log %q: entries before %s are no longer needed\n", argv[0], point)
+				fmt.Fprintf(a.stdout, "log %q: administrator truncation: entries before %s are no longer needed\n", argv[0], point)
 				return nil
 			})(cmd, argv)
 		},

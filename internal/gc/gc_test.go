@@ -353,8 +353,9 @@ func TestBackgroundCollection(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	w := e.write(t, e.client, "bg", 24, true) // segments 0, 1, 2
-	// Truncate past the end: every segment goes.
-	if err := w.log.Truncate(ctx, woodpecker.EntryID{Segment: 3}); err != nil {
+	// Truncate right after the last entry: every segment goes.
+	last := w.ids[len(w.ids)-1]
+	if err := w.log.Truncate(ctx, woodpecker.EntryID{Segment: last.Segment, Entry: last.Entry + 1}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.newClient(t, e.etcd, func(c *options.Config) {

@@ -108,19 +108,24 @@ func (p Position) Less(q Position) bool {
 }
 
 // Store is the etcd-backed metadata store. It is safe for concurrent use.
+// Every etcd request it makes has a deadline (WithCallTimeout).
 type Store struct {
-	cli  *clientv3.Client
+	cli  deadlineClient
 	root string
 }
 
 // New returns a store that keeps its keys under root (for example
 // "woodpecker"). The caller owns cli and closes it.
-func New(cli *clientv3.Client, root string) *Store {
-	return &Store{cli: cli, root: strings.TrimSuffix(root, "/")}
+func New(cli *clientv3.Client, root string, opts ...Option) *Store {
+	s := &Store{cli: deadlineClient{Client: cli, timeout: DefaultCallTimeout}, root: strings.TrimSuffix(root, "/")}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
-// Client returns the etcd client.
-func (s *Store) Client() *clientv3.Client { return s.cli }
+// Client returns the etcd client, without the store's deadlines.
+func (s *Store) Client() *clientv3.Client { return s.cli.Client }
 
 func (s *Store) idgenKey() string               { return s.root + "/idgen" }
 func (s *Store) logKey(name string) string      { return s.root + "/logs/" + name }
@@ -436,8 +441,16 @@ func (s *Store) Truncation(ctx context.Context, logID int64) (p Position, ok boo
 }
 
 // Truncate moves the truncation point up to p. A point at or below the
-// current one changes nothing and is not an error.
-func (s *Store) Truncate(ctx context.Context, logID int64, p Position) error {
+// current one changes nothing and is not an error. When owner is not nil
+// the change is a writer's: the same transaction compares that owner still
+// holds the log, and the call fails with ErrFenced, changing nothing, when
+// a newer writer took over. A nil owner is an administrator's truncation,
+// which any process may make. ErrLogNotFound when the log was deleted.
+//
+// The caller checks that p does not lie beyond the log's last durable
+// entry (see woodpecker.Log.Truncate): durable entries never disappear, so
+// that check cannot go stale before this transaction.
+func (s *Store) Truncate(ctx context.Context, logID int64, p Position, owner *WriterToken) error {
 	key := s.truncKey(logID)
 	for {
 		resp, err := s.cli.Get(ctx, key)
@@ -452,20 +465,40 @@ func (s *Store) Truncate(ctx context.Context, logID int64, p Position) error {
 				return errors.Wrapf(walerr.ErrCorrupt, "truncation point of log %d: %v", logID, err)
 			}
 			if !cur.Less(p) {
+				// Nothing moves, but a fenced writer still learns that it
+				// is one: a zombie must never read success.
+				if owner != nil {
+					return s.CheckOwner(ctx, *owner)
+				}
 				return nil
 			}
 		}
 		val, _ := json.Marshal(p)
-		txn, err := s.cli.Txn(ctx).If(
+		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.ModRevision(key), "=", rev),
 			clientv3.Compare(clientv3.CreateRevision(s.deletedKey(logID)), "=", 0),
-		).Then(clientv3.OpPut(key, string(val))).Commit()
+		}
+		if owner != nil {
+			cmps = append(cmps, s.ownerCmp(*owner))
+		}
+		txn, err := s.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, string(val))).Else(
+			clientv3.OpGet(s.deletedKey(logID), clientv3.WithCountOnly()),
+		).Commit()
 		if err != nil {
 			return errors.Wrapf(err, "truncate log %d", logID)
 		}
 		if txn.Succeeded {
 			return nil
 		}
+		if txn.Responses[0].GetResponseRange().Count > 0 {
+			return errors.Wrapf(walerr.ErrLogNotFound, "truncate log %d: the log was deleted", logID)
+		}
+		if owner != nil {
+			if err := s.CheckOwner(ctx, *owner); err != nil {
+				return errors.Wrapf(err, "truncate log %d", logID)
+			}
+		}
+		// Another truncation moved the point meanwhile; compare again.
 	}
 }
 

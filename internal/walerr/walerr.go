@@ -30,6 +30,10 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrInvalidID: a malformed entry id.
 	ErrInvalidID = errors.New("invalid entry id")
+	// ErrBeyondEnd: the position lies beyond the log's last durable
+	// entry, so acting on it (truncating there) would cut entries that do
+	// not exist yet. Use an id an append or a reader returned.
+	ErrBeyondEnd = errors.New("position beyond the log's last durable entry")
 	// ErrInvalidName: a malformed log name.
 	ErrInvalidName = errors.New("invalid log name")
 	// ErrWeakFencing: the object store ignores create-only writes and the

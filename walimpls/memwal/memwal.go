@@ -210,6 +210,10 @@ func (w *wal) Truncate(ctx context.Context, id walimpls.MessageID) error {
 	if w.c.gen != w.gen {
 		return errors.Wrapf(walimpls.ErrFenced, "channel %q term %d", w.ch.Name, w.ch.Term)
 	}
+	if int64(mid) >= int64(len(w.c.msgs)) {
+		return errors.Wrapf(walimpls.ErrInvalidMessageID, "memwal cannot truncate channel %q at %d: its last message is %d",
+			w.ch.Name, mid, len(w.c.msgs)-1)
+	}
 	w.c.trunc = max(w.c.trunc, int64(mid))
 	return nil
 }
