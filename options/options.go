@@ -181,9 +181,11 @@ func (Compression) allowedValues() []string { return []string{"none", "zstd"} }
 
 // WriterConfig controls batching, uploads and segment rolling.
 type WriterConfig struct {
-	// MaxEntryBytes is the largest payload of one entry.
+	// MaxEntryBytes is the largest payload of one entry, at most
+	// MaxEntryBytesLimit.
 	MaxEntryBytes int64 `yaml:"maxEntryBytes"`
-	// MaxBlockBytes is the size at which a block is cut.
+	// MaxBlockBytes is the size at which a block is cut. Validate checks
+	// that the largest block it allows fits MaxBlockEntriesBytes.
 	MaxBlockBytes int64 `yaml:"maxBlockBytes"`
 	// FlushDelay is the longest an entry waits for others to join its block
 	// (object storage).

@@ -597,13 +597,42 @@ func TestValidate(t *testing.T) {
 		{"negative block size", func(c *Config) { c.Writer.MaxBlockBytes = -1 }, []string{"writer.maxBlockBytes"}},
 		{"zero budget", func(c *Config) { c.Writer.MemoryBudgetBytes = 0 }, []string{"writer.memoryBudgetBytes"}},
 		{"block over budget", func(c *Config) {
-			c.Writer.MaxBlockBytes = 128 * MiB
-			c.Reader.MaxBufferBytes = 128 * MiB
-			c.Retention.Compaction.TargetObjectBytes = 128 * MiB
+			c.Writer.MaxBlockBytes = 100 * MiB
+			c.Reader.MaxBufferBytes = 100 * MiB
+			c.Retention.Compaction.TargetObjectBytes = 100 * MiB
 		},
 			[]string{"writer.maxBlockBytes"}},
 		{"entry over budget", func(c *Config) { c.Writer.MaxEntryBytes = 128 * MiB; c.Reader.MaxBufferBytes = 128 * MiB },
 			[]string{"writer.maxEntryBytes"}},
+		{"entry above the block format's limit", func(c *Config) {
+			c.Writer.MaxEntryBytes = 512 * MiB
+			c.Writer.MemoryBudgetBytes = GiB
+			c.Reader.MaxBufferBytes = GiB
+		}, []string{"writer.maxEntryBytes"}},
+		{"entry just above the block format's limit", func(c *Config) {
+			c.Writer.MaxEntryBytes = MaxEntryBytesLimit + 1
+			c.Writer.MaxBlockBytes = 1
+			c.Writer.MemoryBudgetBytes = GiB
+			c.Reader.MaxBufferBytes = GiB
+		}, []string{"writer.maxEntryBytes"}},
+		{"largest entry the format holds", func(c *Config) {
+			c.Writer.MaxEntryBytes = MaxEntryBytesLimit
+			c.Writer.MaxBlockBytes = 1
+			c.Writer.MemoryBudgetBytes = GiB
+			c.Reader.MaxBufferBytes = GiB
+		}, nil},
+		{"blocks that can outgrow the block format", func(c *Config) {
+			c.Writer.MaxBlockBytes = 120 * MiB // 2 x 120MiB + 16MiB + 4 bytes
+			c.Writer.MemoryBudgetBytes = GiB
+			c.Reader.MaxBufferBytes = GiB
+			c.Retention.Compaction.TargetObjectBytes = GiB
+		}, []string{"writer.maxBlockBytes"}},
+		{"largest blocks with the default entry size", func(c *Config) {
+			c.Writer.MaxBlockBytes = 120*MiB - 1
+			c.Writer.MemoryBudgetBytes = GiB
+			c.Reader.MaxBufferBytes = GiB
+			c.Retention.Compaction.TargetObjectBytes = GiB
+		}, nil},
 		{"negative flush delay", func(c *Config) { c.Writer.FlushDelay = -time.Millisecond }, []string{"writer.flushDelay"}},
 		{"zero flush delay", func(c *Config) { c.Writer.FlushDelay = 0 }, nil},
 		{"zero inflight", func(c *Config) { c.Writer.MaxInflightUploads = 0 }, []string{"writer.maxInflightUploads"}},
@@ -664,7 +693,7 @@ func TestValidate(t *testing.T) {
 func TestValidateListsEveryProblem(t *testing.T) {
 	c := Default()
 	c.Storage.Endpoint = ""
-	c.Writer.MaxBlockBytes = 128 * MiB
+	c.Writer.MaxBlockBytes = 100 * MiB
 	c.Etcd.TLS.CAFile = "ca.pem"
 	err := c.Validate()
 	requireProblems(t, err, "etcd.tls.caFile", "storage.endpoint", "writer.maxBlockBytes",
@@ -673,7 +702,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	if len(lines) != 6 || !strings.HasPrefix(lines[0], "invalid configuration, 5 problems") {
 		t.Fatalf("want a heading and one line per problem, got:\n%s", err)
 	}
-	if !strings.Contains(err.Error(), "\n  writer.maxBlockBytes: 128MiB is larger than writer.memoryBudgetBytes (64MiB)") {
+	if !strings.Contains(err.Error(), "\n  writer.maxBlockBytes: 100MiB is larger than writer.memoryBudgetBytes (64MiB)") {
 		t.Errorf("message %q", err)
 	}
 	// Each problem is reachable through the multi-error chain.

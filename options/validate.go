@@ -212,6 +212,50 @@ func (v *validator) writer(w WriterConfig) {
 	v.positive("writer.rollMaxAge", w.RollMaxAge)
 	v.atLeast("writer.rollMaxBlocks", w.RollMaxBlocks, 1)
 	v.nonNegative("writer.localFlushDelay", w.LocalFlushDelay)
+	v.blockFits(w)
+}
+
+// MaxBlockEntriesBytes is the block format's limit on the entries section of
+// one block (segment.MaxBlockRawLen): every entry's bytes plus its length,
+// stored in 1 to 4 bytes.
+const MaxBlockEntriesBytes = 256 * MiB
+
+// MaxEntryBytesLimit is the largest writer.maxEntryBytes: an entry this
+// large and its 4-byte length fill a block.
+const MaxEntryBytesLimit = MaxBlockEntriesBytes - 4
+
+// blockFits checks that every block the writer can cut fits the block
+// format. A block is cut once its entries reach writer.maxBlockBytes, so it
+// holds less than maxBlockBytes of entries before its last one, which may
+// be as large as writer.maxEntryBytes. Each entry also stores its length:
+// for one-byte entries that doubles their size. So the largest block holds
+// 2 x (maxBlockBytes - 1) bytes plus one largest entry and its length.
+func (v *validator) blockFits(w WriterConfig) {
+	e, b := w.MaxEntryBytes, w.MaxBlockBytes
+	if e <= 0 || b <= 0 {
+		return // reported above
+	}
+	if e > MaxEntryBytesLimit {
+		v.add("writer.maxEntryBytes", "%s is above the largest entry a block can hold, %s bytes (256MiB less the entry's 4-byte length); lower it",
+			FormatSize(e), strconv.FormatInt(MaxEntryBytesLimit, 10))
+		return
+	}
+	room := MaxBlockEntriesBytes - e - uvarintLen(e) // for the entries before the largest one
+	if 2*(b-1) > room {
+		limit := room/2 + 1
+		v.add("writer.maxBlockBytes", "%s is too large with writer.maxEntryBytes at %s: a block could hold 2 x maxBlockBytes (tiny entries store a length byte each) plus one largest entry, above the block format's 256MiB; lower it to at most %s bytes, or lower writer.maxEntryBytes",
+			FormatSize(b), FormatSize(e), strconv.FormatInt(limit, 10))
+	}
+}
+
+// uvarintLen is the length of n's uvarint encoding, as a block stores an
+// entry's length.
+func uvarintLen(n int64) int64 {
+	l := int64(1)
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 func (v *validator) reader(r ReaderConfig, w WriterConfig) {
