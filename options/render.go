@@ -24,8 +24,8 @@ func (c Config) Clone() Config {
 }
 
 // Redacted returns a deep copy of c in which every secret (the fields tagged
-// secret:"true": etcd.password and storage.secretKey) that is set reads
-// RedactedValue. An empty secret stays empty, so that a printout shows whether it
+// secret:"true": etcd.password and storage.secretKey, and a password written
+// into an endpoint URL) that is set reads RedactedValue. An empty secret stays empty, so that a printout shows whether it
 // is set. Use it for anything printed or logged.
 func (c Config) Redacted() Config {
 	out := c.Clone()
@@ -44,6 +44,12 @@ func (c Config) Redacted() Config {
 		}
 	}
 	walk(reflect.ValueOf(&out).Elem())
+	// Validation refuses credentials inside endpoints, but an invalid
+	// configuration may still be printed.
+	for i, ep := range out.Etcd.Endpoints {
+		out.Etcd.Endpoints[i] = RedactEndpoint(ep)
+	}
+	out.Storage.Endpoint = RedactEndpoint(out.Storage.Endpoint)
 	return out
 }
 

@@ -102,9 +102,9 @@ func (v *validator) etcd(e EtcdConfig) {
 		case msg != "":
 			v.add(key, "%s", msg)
 		case scheme == "https" && !e.TLS.Enabled:
-			v.add(key, "%q uses https but etcd.tls.enabled is false; enable TLS or use http", ep)
+			v.add(key, "%q uses https but etcd.tls.enabled is false; enable TLS or use http", RedactEndpoint(ep))
 		case scheme == "http" && e.TLS.Enabled:
-			v.add(key, "%q uses http but etcd.tls.enabled is true; use https or host:port", ep)
+			v.add(key, "%q uses http but etcd.tls.enabled is true; use https or host:port", RedactEndpoint(ep))
 		}
 	}
 	if msg := checkPrefix(e.RootPath); msg != "" {
@@ -307,41 +307,81 @@ func (v *validator) retention(r RetentionConfig, w WriterConfig) {
 // scheme ("" when none) and a message when malformed.
 func checkEtcdEndpoint(ep string) (scheme, msg string) {
 	rest := ep
+	quoted := strconv.Quote(RedactEndpoint(ep))
 	if s, r, ok := strings.Cut(ep, "://"); ok {
 		scheme, rest = s, r
 		switch scheme {
 		case "http", "https":
 		case "unix", "unixs":
 			if rest == "" {
-				return scheme, strconv.Quote(ep) + " names no socket"
+				return scheme, quoted + " names no socket"
 			}
 			return scheme, ""
 		default:
-			return scheme, strconv.Quote(ep) + " has an unknown scheme " + strconv.Quote(scheme) + " (use host:port, http://, https://, unix://)"
+			return scheme, quoted + " has an unknown scheme " + strconv.Quote(scheme) + " (use host:port, http://, https://, unix://)"
 		}
 	}
+	if _, _, ok := userinfo(ep); ok {
+		return scheme, quoted + " holds credentials; give them as etcd.username and etcd.password"
+	}
 	if m := checkHostPort(rest, false, false); m != "" {
-		return scheme, strconv.Quote(ep) + ": " + m
+		return scheme, quoted + ": " + m
 	}
 	return scheme, ""
 }
 
+// userinfo returns the "user:password@" part of an endpoint (with or
+// without a scheme) as its start and end offsets, and whether it has one.
+func userinfo(ep string) (start, end int, ok bool) {
+	if _, r, found := strings.Cut(ep, "://"); found {
+		start = len(ep) - len(r)
+	}
+	authority := ep[start:]
+	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		authority = authority[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return 0, 0, false
+	}
+	return start, start + at + 1, true
+}
+
+// RedactEndpoint returns ep with the password of a "user:password@" part
+// replaced by RedactedValue, as Redacted shows secrets, for anything printed
+// or logged; other endpoints are returned unchanged.
+func RedactEndpoint(ep string) string {
+	start, end, ok := userinfo(ep)
+	if !ok {
+		return ep
+	}
+	user, _, hasPassword := strings.Cut(ep[start:end-1], ":")
+	if !hasPassword {
+		return ep
+	}
+	return ep[:start] + user + ":" + RedactedValue + ep[end-1:]
+}
+
 // checkStorageEndpoint checks host[:port] without a scheme or path.
 func checkStorageEndpoint(ep string) string {
+	quoted := strconv.Quote(RedactEndpoint(ep))
+	if _, _, ok := userinfo(ep); ok {
+		return quoted + " holds credentials; give them as storage.accessKey and storage.secretKey, and the endpoint as host[:port]"
+	}
 	if strings.Contains(ep, "://") {
-		return strconv.Quote(ep) + " must be host[:port] without a scheme (storage.useSSL selects https)"
+		return quoted + " must be host[:port] without a scheme (storage.useSSL selects https)"
 	}
 	if strings.Contains(ep, "/") {
-		return strconv.Quote(ep) + " must be host[:port] without a path"
+		return quoted + " must be host[:port] without a path"
 	}
 	if !strings.Contains(ep, ":") {
 		if strings.TrimSpace(ep) != ep || ep == "" {
-			return strconv.Quote(ep) + " is not a host name"
+			return quoted + " is not a host name"
 		}
 		return ""
 	}
 	if m := checkHostPort(ep, false, false); m != "" {
-		return strconv.Quote(ep) + ": " + m
+		return quoted + ": " + m
 	}
 	return ""
 }
