@@ -115,7 +115,7 @@ type writerMeta struct {
 }
 
 func (m *writerMeta) CreateSegment(ctx context.Context, segID int64) (int64, error) {
-	sm, err := m.store.CreateSegment(ctx, m.tok, segID)
+	sm, err := m.store.CreateSegment(ctx, m.tok, segID, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -27,6 +27,7 @@
 package meta
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,6 +39,7 @@ import (
 	"unicode"
 
 	"github.com/cockroachdb/errors"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
@@ -76,6 +78,14 @@ type SegmentMeta struct {
 	Bytes     int64     `json:"bytes"`
 	CreatedAt time.Time `json:"createdAt"`
 	SealedAt  time.Time `json:"sealedAt,omitzero"`
+	// Writer is the token ("<epoch>:<nonce>") of the writer that created
+	// the segment, so that a retried creation recognises its own record.
+	// Empty in records of earlier versions.
+	Writer string `json:"writer,omitempty"`
+	// Placement is what the segment's durability backend chose for it when
+	// it was created (for QuorumBuffer, its ensemble of LogStores), opaque
+	// to the metadata; empty for backends that choose nothing.
+	Placement []byte `json:"placement,omitempty"`
 
 	// Compaction and garbage collection (see gc.go). Generation is the
 	// compaction generation of the layout readers use: 0 is the writer's
@@ -117,7 +127,7 @@ type Store struct {
 // New returns a store that keeps its keys under root (for example
 // "woodpecker"). The caller owns cli and closes it.
 func New(cli *clientv3.Client, root string, opts ...Option) *Store {
-	s := &Store{cli: deadlineClient{Client: cli, timeout: DefaultCallTimeout}, root: strings.TrimSuffix(root, "/")}
+	s := &Store{cli: deadlineClient{Client: cli, kv: cli.KV, timeout: DefaultCallTimeout}, root: strings.TrimSuffix(root, "/")}
 	for _, o := range opts {
 		o(s)
 	}
@@ -374,54 +384,126 @@ func DecodeSegment(v []byte, rev int64) (SegmentMeta, error) {
 	return sm, nil
 }
 
-// CreateSegment creates an open segment owned by tok. It fails with
-// ErrFenced when tok no longer owns the log.
-func (s *Store) CreateSegment(ctx context.Context, tok WriterToken, segID int64) (SegmentMeta, error) {
+// CreateSegment creates an open segment owned by tok, with the placement
+// its backend chose (nil for none), in one transaction that compares tok's
+// ownership. It fails with ErrFenced when tok no longer owns the log.
+//
+// It is idempotent: when an earlier call's transaction committed but its
+// reply was lost, a retry finds the record tok wrote and returns it.
+func (s *Store) CreateSegment(ctx context.Context, tok WriterToken, segID int64, placement []byte) (SegmentMeta, error) {
 	sm := SegmentMeta{LogID: tok.LogID, ID: segID, Epoch: tok.Epoch, State: SegmentOpen, LastEntry: -1,
-		CreatedAt: time.Now().UTC()}
+		CreatedAt: time.Now().UTC(), Writer: tok.value(), Placement: placement}
 	val, _ := json.Marshal(sm)
 	key := s.segKey(tok.LogID, segID)
 	resp, err := s.cli.Txn(ctx).If(
 		s.ownerCmp(tok),
 		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-	).Then(clientv3.OpPut(key, string(val))).Commit()
+	).Then(clientv3.OpPut(key, string(val))).Else(
+		clientv3.OpGet(key),
+		clientv3.OpGet(s.writerKey(tok.LogID)),
+	).Commit()
 	if err != nil {
 		return SegmentMeta{}, errors.Wrapf(err, "create segment %d of log %d", segID, tok.LogID)
 	}
-	if !resp.Succeeded {
-		if err := s.CheckOwner(ctx, tok); err != nil {
-			return SegmentMeta{}, err
-		}
-		return SegmentMeta{}, errors.AssertionFailedf("log %d: segment %d exists already", tok.LogID, segID)
+	if resp.Succeeded {
+		sm.Revision = resp.Header.Revision
+		return sm, nil
 	}
-	sm.Revision = resp.Header.Revision
-	return sm, nil
+	cur, owner := elseKV(resp, 0), elseKV(resp, 1)
+	if owner == nil || string(owner.Value) != tok.value() {
+		return SegmentMeta{}, errors.Wrapf(walerr.ErrFenced, "create segment %d of log %d: writer epoch %d was replaced",
+			segID, tok.LogID, tok.Epoch)
+	}
+	if cur != nil {
+		got, err := DecodeSegment(cur.Value, cur.ModRevision)
+		if err != nil {
+			return SegmentMeta{}, errors.Wrapf(err, "log %d segment %d", tok.LogID, segID)
+		}
+		if createdBy(got, tok) && bytes.Equal(got.Placement, placement) {
+			return got, nil // an earlier attempt committed
+		}
+	}
+	return SegmentMeta{}, errors.AssertionFailedf("log %d: segment %d exists already, created by another writer", tok.LogID, segID)
 }
+
+// createdBy reports whether tok created the segment record sm.
+func createdBy(sm SegmentMeta, tok WriterToken) bool {
+	return sm.Writer == tok.value() && sm.Epoch == tok.Epoch
+}
+
+// elseKV returns the single key an Else branch's i-th get read, or nil.
+func elseKV(resp *clientv3.TxnResponse, i int) *mvccpb.KeyValue {
+	if i >= len(resp.Responses) {
+		return nil
+	}
+	kvs := resp.Responses[i].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return nil
+	}
+	return kvs[0]
+}
+
+// maxSealConflicts bounds how often SealSegment retries after another
+// client moved the record's revision without changing what it says.
+const maxSealConflicts = 8
 
 // SealSegment records that the segment is sealed with the given last entry,
 // block count and size. The update compares the segment's revision and that
 // tok owns the log; ErrFenced when it does not.
+//
+// It is idempotent: when an earlier call committed but its reply was lost,
+// a retry finds the record already sealed with the same end and returns
+// it. A record whose revision moved while it still says what sm says (open,
+// same writer) is compared again at its new revision.
 func (s *Store) SealSegment(ctx context.Context, tok WriterToken, sm SegmentMeta) (SegmentMeta, error) {
-	sm.State = SegmentSealed
-	sm.SealedAt = time.Now().UTC()
-	val, _ := json.Marshal(sm)
+	want := sm
+	want.State = SegmentSealed
+	want.SealedAt = time.Now().UTC()
+	val, _ := json.Marshal(want)
 	key := s.segKey(sm.LogID, sm.ID)
-	resp, err := s.cli.Txn(ctx).If(
-		s.ownerCmp(tok),
-		clientv3.Compare(clientv3.ModRevision(key), "=", sm.Revision),
-	).Then(clientv3.OpPut(key, string(val))).Commit()
-	if err != nil {
-		return SegmentMeta{}, errors.Wrapf(err, "seal segment %d of log %d", sm.ID, sm.LogID)
-	}
-	if !resp.Succeeded {
-		if err := s.CheckOwner(ctx, tok); err != nil {
-			return SegmentMeta{}, err
+	for attempt := 0; ; attempt++ {
+		resp, err := s.cli.Txn(ctx).If(
+			s.ownerCmp(tok),
+			clientv3.Compare(clientv3.ModRevision(key), "=", want.Revision),
+		).Then(clientv3.OpPut(key, string(val))).Else(
+			clientv3.OpGet(key),
+			clientv3.OpGet(s.writerKey(tok.LogID)),
+		).Commit()
+		if err != nil {
+			return SegmentMeta{}, errors.Wrapf(err, "seal segment %d of log %d", sm.ID, sm.LogID)
 		}
-		return SegmentMeta{}, errors.Wrapf(walerr.ErrFenced,
-			"log %d: segment %d changed while sealing it", sm.LogID, sm.ID)
+		if resp.Succeeded {
+			want.Revision = resp.Header.Revision
+			return want, nil
+		}
+		cur, owner := elseKV(resp, 0), elseKV(resp, 1)
+		if owner == nil || string(owner.Value) != tok.value() {
+			return SegmentMeta{}, errors.Wrapf(walerr.ErrFenced, "seal segment %d of log %d: writer epoch %d was replaced",
+				sm.ID, sm.LogID, tok.Epoch)
+		}
+		if cur == nil {
+			return SegmentMeta{}, errors.Wrapf(walerr.ErrFenced, "seal segment %d of log %d: the record is gone", sm.ID, sm.LogID)
+		}
+		got, err := DecodeSegment(cur.Value, cur.ModRevision)
+		if err != nil {
+			return SegmentMeta{}, errors.Wrapf(err, "log %d segment %d", sm.LogID, sm.ID)
+		}
+		switch {
+		case got.State == SegmentSealed && sameEnd(got, want):
+			return got, nil // an earlier attempt committed
+		case got.State == SegmentOpen && got.Epoch == sm.Epoch && got.Writer == sm.Writer && attempt < maxSealConflicts:
+			want.Revision = got.Revision // touched, not changed: compare again
+		default:
+			return SegmentMeta{}, errors.Wrapf(walerr.ErrFenced,
+				"log %d: segment %d changed while sealing it (now %s)", sm.LogID, sm.ID, got.State)
+		}
 	}
-	sm.Revision = resp.Header.Revision
-	return sm, nil
+}
+
+// sameEnd reports whether two sealed records say the segment ends at the
+// same place.
+func sameEnd(a, b SegmentMeta) bool {
+	return a.LastEntry == b.LastEntry && a.Blocks == b.Blocks && a.Bytes == b.Bytes
 }
 
 // Truncation returns the log's truncation point; ok is false when the log
