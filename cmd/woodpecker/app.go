@@ -35,11 +35,19 @@ var (
 	errUnavailable = errors.New("unavailable")
 	// errCorruptFound: verification found corrupt data.
 	errCorruptFound = errors.New("corrupt data found")
+	// errBadInput: the data a command read (stdin) is malformed. It exits
+	// like a usage error, but the command line was fine: no usage hint.
+	errBadInput = errors.New("bad input")
 )
 
 // usagef returns a usage error with the message given.
 func usagef(format string, args ...any) error {
 	return walerr.Mark(errors.Newf(format, args...), errUsage)
+}
+
+// badInputf returns a bad-input error with the message given.
+func badInputf(format string, args ...any) error {
+	return walerr.Mark(errors.Newf(format, args...), errBadInput)
 }
 
 // app is one invocation of the command: its streams, flags and the
@@ -108,7 +116,8 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.Is(err, errUsage), errors.Is(err, options.ErrInvalidConfig), errors.Is(err, woodpecker.ErrBeyondEnd):
+	case errors.Is(err, errUsage), errors.Is(err, errBadInput), errors.Is(err, options.ErrInvalidConfig),
+		errors.Is(err, woodpecker.ErrBeyondEnd):
 		return exitUsage
 	case errors.Is(err, woodpecker.ErrLogNotFound):
 		return exitNotFound
@@ -153,7 +162,7 @@ the process (data in <data-dir>/etcd) and log data in <data-dir>/logs, so
 nothing needs installing. While one woodpecker process runs on a data
 directory, others started on it use its etcd.
 
-Exit codes: 0 success, 1 failure, 2 bad usage or invalid configuration,
+Exit codes: 0 success, 1 failure, 2 bad usage, invalid configuration or input,
 3 log not found, 4 etcd or object store unreachable, 5 corrupt data found,
 130 interrupted.`,
 		Example: `  woodpecker bench --raw

@@ -46,7 +46,7 @@ func (l *lineReader) next() ([]byte, string, error) {
 			chunk, err := l.r.ReadSlice('\n')
 			line = append(line, chunk...)
 			if int64(len(line)) > l.max+2 { // the entry and a \r\n
-				return nil, "", usagef("line %d is longer than writer.maxEntryBytes (%s)", l.line+1, options.FormatSize(l.max))
+				return nil, "", badInputf("line %d is longer than writer.maxEntryBytes (%s)", l.line+1, options.FormatSize(l.max))
 			}
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
@@ -87,20 +87,20 @@ func (p *prefixedReader) next() ([]byte, string, error) {
 	case n == 0 && errors.Is(err, io.EOF):
 		return nil, "", io.EOF
 	case err != nil:
-		return nil, "", usagef("input ends inside the length prefix of entry %d (%d of 4 bytes)", p.n+1, n)
+		return nil, "", badInputf("input ends inside the length prefix of entry %d (%d of 4 bytes)", p.n+1, n)
 	}
 	p.n++
 	where := fmt.Sprintf("entry %d", p.n)
 	size := int64(binary.BigEndian.Uint32(hdr[:]))
 	switch {
 	case size == 0:
-		return nil, "", usagef("%s has length 0: entries must hold at least one byte", where)
+		return nil, "", badInputf("%s has length 0: entries must hold at least one byte", where)
 	case size > p.max:
-		return nil, "", usagef("%s has length %d, more than writer.maxEntryBytes (%s)", where, size, options.FormatSize(p.max))
+		return nil, "", badInputf("%s has length %d, more than writer.maxEntryBytes (%s)", where, size, options.FormatSize(p.max))
 	}
 	b := make([]byte, size)
 	if got, err := io.ReadFull(p.r, b); err != nil {
-		return nil, "", usagef("input ends inside %s: its prefix says %d bytes, got %d", where, size, got)
+		return nil, "", badInputf("input ends inside %s: its prefix says %d bytes, got %d", where, size, got)
 	}
 	return b, where, nil
 }

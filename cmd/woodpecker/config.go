@@ -41,8 +41,16 @@ func (r resolved) logsDir() string { return filepath.Join(r.dataDir, "logs") }
 // so that a half-written configuration never splits a log's metadata
 // between a real etcd and an embedded one.
 func (a *app) loadConfig() (resolved, error) {
+	if a.g.flags.Changed("data-dir") && strings.TrimSpace(a.g.dataDir) == "" {
+		// Not the current directory: that would scatter etcd/ and logs/
+		// wherever the command happens to run.
+		return resolved{}, usagef("--data-dir is empty: name the directory of the embedded default (default %q)", a.g.flags.Lookup("data-dir").DefValue)
+	}
 	cfg := options.Default()
 	if a.g.configPath != "" {
+		if st, err := os.Stat(a.g.configPath); err == nil && st.IsDir() {
+			return resolved{}, usagef("configuration file %s is a directory: name a YAML file such as configs/woodpecker.yaml", a.g.configPath)
+		}
 		var err error
 		if cfg, err = options.Load(a.g.configPath); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
