@@ -11,7 +11,7 @@ LONG ?= 0
 # Nested Go modules (built, vetted and tested like the root one).
 MILVUS_MOD := $(wildcard adaptor/milvus/go.mod)
 
-.PHONY: all tools build run test lint bench clean clean-tools
+.PHONY: all tools build run test lint bench clean clean-tools proto
 
 all: build
 
@@ -49,6 +49,12 @@ lint:
 ifneq ($(MILVUS_MOD),)
 	cd adaptor/milvus && $(GO) vet -tags test ./... && "$$(bash ../../scripts/tools.sh --path staticcheck)" -tags test ./...
 endif
+
+## proto: regenerate the checked-in gRPC code of quorum/quorumpb (needs
+## protoc, protoc-gen-go and protoc-gen-go-grpc on PATH)
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative quorum/quorumpb/logstore.proto
 
 ## bench: run benchmarks (no tests) against real servers
 bench: tools
