@@ -120,6 +120,12 @@ func sentinelPaths() []sentinelPath {
 			_, err := a.Append(ctx, payload(9))
 			return err
 		}},
+		{"Truncate of a superseded writer", woodpecker.ErrFenced, func(t *testing.T) error {
+			l := openLog(t, newClient(t, memBackend(nil), nil), "zombie")
+			a := writeEntries(t, l, 1, 3)
+			writeEntries(t, l, 2, 0)
+			return a.Truncate(ctx, woodpecker.EntryID{Entry: 1})
+		}},
 		{"AppendFuture.Wait abandoned (ctx ended)", woodpecker.ErrUnknownOutcome, func(t *testing.T) error {
 			store, w := heldWriter(t)
 			f, err := w.AppendAsync(ctx, payload(1))
@@ -183,6 +189,26 @@ func sentinelPaths() []sentinelPath {
 		}},
 		{"DeleteLog of a missing log", woodpecker.ErrLogNotFound, func(t *testing.T) error {
 			return newClient(t, memBackend(nil), nil).DeleteLog(ctx, "missing")
+		}},
+		{"OpenReader on a deleted log", woodpecker.ErrLogNotFound, func(t *testing.T) error {
+			c := newClient(t, memBackend(nil), nil)
+			l := openLog(t, c, "deleted")
+			if err := c.DeleteLog(ctx, "deleted"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := l.OpenReader(ctx, woodpecker.Earliest())
+			return err
+		}},
+		{"Reader.Next on a log deleted while it follows", woodpecker.ErrLogNotFound, func(t *testing.T) error {
+			c := newClient(t, memBackend(nil), nil)
+			r := mustReader(t, openLog(t, c, "deleted"), woodpecker.Earliest())
+			if err := c.DeleteLog(ctx, "deleted"); err != nil {
+				t.Fatal(err)
+			}
+			nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			_, err := r.Next(nctx)
+			return err
 		}},
 		{"CreateLog of a taken name", woodpecker.ErrLogExists, func(t *testing.T) error {
 			c := newClient(t, memBackend(nil), nil)
@@ -283,6 +309,11 @@ func sentinelPaths() []sentinelPath {
 			l := openLog(t, newClient(t, memBackend(nil), nil), "neg")
 			return l.Truncate(ctx, woodpecker.EntryID{Segment: -1})
 		}},
+		{"Truncate past the log's end", woodpecker.ErrBeyondEnd, func(t *testing.T) error {
+			l := openLog(t, newClient(t, memBackend(nil), nil), "short")
+			writeEntries(t, l, 1, 3)
+			return l.Truncate(ctx, woodpecker.EntryID{Segment: 5})
+		}},
 		{"CreateLog of a malformed name", woodpecker.ErrInvalidName, func(t *testing.T) error {
 			return newClient(t, memBackend(nil), nil).CreateLog(ctx, "a/b")
 		}},
@@ -336,6 +367,7 @@ var exportedSentinels = map[string]error{
 	"ErrUnknownOutcome": woodpecker.ErrUnknownOutcome,
 	"ErrClosed":         woodpecker.ErrClosed,
 	"ErrInvalidID":      woodpecker.ErrInvalidID,
+	"ErrBeyondEnd":      woodpecker.ErrBeyondEnd,
 	"ErrInvalidName":    woodpecker.ErrInvalidName,
 	"ErrWeakFencing":    woodpecker.ErrWeakFencing,
 	"ErrInvalidEpoch":   woodpecker.ErrInvalidEpoch,

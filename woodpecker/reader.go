@@ -3,6 +3,7 @@ package woodpecker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -64,6 +65,9 @@ type Entry struct {
 // data at its position is gone (the reader was opened below the first entry
 // still stored, or its lease lapsed), Next returns an error wrapping
 // ErrTruncated and a *TruncatedError that gives the first available entry.
+//
+// When the log is deleted (while the reader follows it, or before it
+// opens), Next, like OpenReader, returns an error wrapping ErrLogNotFound.
 type Reader struct {
 	log  *Log
 	next EntryID // the lowest id Next may return
@@ -85,22 +89,29 @@ type Reader struct {
 	once    sync.Once
 
 	floor int64 // the log's GC floor as of the last reload
-	gone  error // sticky *TruncatedError once the reader's data is gone
+	gone  error // sticky once the reader's data is gone: *TruncatedError, or ErrLogNotFound
 	pos   positionPublisher
+	// recheck: the log may have been deleted since it was last seen to
+	// exist (a deleted-log record changed, or its watch restarted); the
+	// next reload looks.
+	recheck atomic.Bool
 }
 
 // OpenReader opens a reader at from. Positions past the end wait for the
 // entries to be written; positions in segments that do not exist move to
-// the next segment that does.
+// the next segment that does. A log deleted since it was opened gives an
+// error wrapping ErrLogNotFound.
 func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, error) {
 	if err := l.c.usable(); err != nil {
 		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	r := &Reader{log: l, events: make(chan struct{}, 1), closeCh: make(chan struct{}), life: wctx, stop: stop}
+	r.recheck.Store(true)
 	// Watch before listing, so no change between the two is missed.
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.watchSegments(wctx)
+	go r.watchDeleted(wctx)
 	if err := r.reload(ctx); err != nil {
 		r.Close()
 		return nil, err
@@ -186,6 +197,28 @@ func (r *Reader) watchSegments(ctx context.Context) {
 	}
 }
 
+// watchDeleted makes the reader check that its log still exists whenever
+// the log's deleted-log record changes, and whenever the watch (re)starts,
+// since a deletion may have happened while nothing watched.
+func (r *Reader) watchDeleted(ctx context.Context) {
+	defer r.wg.Done()
+	for ctx.Err() == nil {
+		for resp := range r.log.c.meta.WatchDeleted(ctx, r.log.info.ID) {
+			if resp.Canceled {
+				break
+			}
+			r.recheck.Store(true)
+			r.signal()
+		}
+		r.recheck.Store(true)
+		r.signal()
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func (r *Reader) signal() {
 	select {
 	case r.events <- struct{}{}:
@@ -197,6 +230,11 @@ func (r *Reader) reload(ctx context.Context) error {
 	segs, floor, err := r.log.c.meta.SegmentsAndFloor(ctx, r.log.info.ID)
 	if err != nil {
 		return err
+	}
+	if r.recheck.Swap(false) {
+		if err := r.checkExists(ctx); err != nil {
+			return err
+		}
 	}
 	r.segs, r.dirty, r.floor = segs, false, floor
 	if r.cur != nil {
@@ -374,6 +412,25 @@ func (r *Reader) wait(ctx context.Context, hubCh <-chan struct{}) error {
 		return errors.Wrap(walerr.ErrClosed, "reader")
 	}
 	return nil
+}
+
+// checkExists returns nil while the reader's log exists. Once it was
+// deleted (its name is gone, or names a log created since), the reader's
+// data is gone for good: it releases what it holds and returns the sticky
+// error, wrapping ErrLogNotFound.
+func (r *Reader) checkExists(ctx context.Context) error {
+	info, err := r.log.c.meta.GetLog(ctx, r.log.info.Name)
+	switch {
+	case err == nil && info.ID == r.log.info.ID:
+		return nil
+	case err != nil && !errors.Is(err, walerr.ErrLogNotFound):
+		r.recheck.Store(true) // unknown: look again next time
+		return err
+	}
+	r.closeCursor()
+	r.gone = errors.Wrapf(walerr.ErrLogNotFound, "log %q was deleted", r.log.info.Name)
+	r.pos.withdraw(ctx)
+	return r.gone
 }
 
 // truncated makes the reader's data gone for good: it releases the
