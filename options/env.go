@@ -20,6 +20,7 @@ type EnvOverride struct {
 // applies them. WOODPECKER_ETCD_ENDPOINTS is a comma-separated list. Callers must
 // not modify it.
 var EnvOverrides = []EnvOverride{
+	{Var: "WOODPECKER_MODE", Key: "mode"},
 	{Var: "WOODPECKER_ETCD_ENDPOINTS", Key: "etcd.endpoints"},
 	{Var: "WOODPECKER_ETCD_USERNAME", Key: "etcd.username"},
 	{Var: "WOODPECKER_ETCD_PASSWORD", Key: "etcd.password"},

@@ -53,6 +53,9 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	Log       LogConfig       `yaml:"log"`
 	Metrics   MetricsConfig   `yaml:"metrics"`
+	// Mode is where appends are buffered until they are durable.
+	Mode   Mode         `yaml:"mode"`
+	Quorum QuorumConfig `yaml:"quorum"`
 
 	// Sources maps key paths to where their value came from: "default",
 	// "file:<path>" or "env:<VARIABLE>". Default fills it with "default" for every
@@ -61,6 +64,33 @@ type Config struct {
 	// functions of this package replace it rather than modify it, so copies of a
 	// Config never see each other's changes.
 	Sources map[string]string `yaml:"-"`
+}
+
+// Mode selects where appends wait until they are durable.
+type Mode string
+
+// Modes.
+const (
+	// ModeMemoryBuffer: the client batches appends in its memory and
+	// acknowledges them once they are durable in storage.
+	ModeMemoryBuffer Mode = "memoryBuffer"
+	// ModeQuorumBuffer: the client sends appends to 3 LogStore servers and
+	// acknowledges them once 2 hold them; the LogStores upload to storage.
+	ModeQuorumBuffer Mode = "quorumBuffer"
+)
+
+func (Mode) allowedValues() []string { return []string{"memoryBuffer", "quorumBuffer"} }
+
+// QuorumConfig configures the QuorumBuffer mode's client.
+type QuorumConfig struct {
+	// LogStores, when not empty, are the gRPC addresses of the LogStores to
+	// place segments on; empty means the LogStores registered in etcd.
+	LogStores []string `yaml:"logStores"`
+	// CallTimeout bounds each call to a LogStore.
+	CallTimeout time.Duration `yaml:"callTimeout"`
+	// MaxInflightBlocks is how many blocks a writer keeps in flight to its
+	// LogStores at once.
+	MaxInflightBlocks int `yaml:"maxInflightBlocks"`
 }
 
 // EtcdConfig is the connection to etcd, which holds the metadata.
@@ -297,6 +327,12 @@ type MetricsConfig struct {
 // returns a new value that the caller owns.
 func Default() Config {
 	c := Config{
+		Mode: ModeMemoryBuffer,
+		Quorum: QuorumConfig{
+			LogStores:         []string{},
+			CallTimeout:       5 * time.Second,
+			MaxInflightBlocks: 16,
+		},
 		Etcd: EtcdConfig{
 			Endpoints:      []string{"localhost:2379"},
 			RootPath:       "woodpecker",

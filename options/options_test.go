@@ -754,8 +754,10 @@ func TestApplyEnv(t *testing.T) {
 			"WOODPECKER_STORAGE_BUCKET":     "wal",
 			"WOODPECKER_STORAGE_ACCESS_KEY": "ak",
 			"WOODPECKER_STORAGE_SECRET_KEY": "sk",
+			"WOODPECKER_MODE":               "quorumBuffer",
 		}, func(t *testing.T, c Config) {
 			want := Default()
+			want.Mode = ModeQuorumBuffer
 			want.Etcd.Username, want.Etcd.Password = "root", "etcd-pw"
 			want.Storage.Type, want.Storage.Endpoint, want.Storage.Bucket = StorageS3, "minio:9000", "wal"
 			want.Storage.AccessKey, want.Storage.SecretKey = "ak", "sk"

@@ -1,6 +1,7 @@
 package options
 
 import (
+	"fmt"
 	"net"
 	"reflect"
 	"regexp"
@@ -24,12 +25,35 @@ func (c Config) Validate() error {
 	v.writer(c.Writer)
 	v.reader(c.Reader, c.Writer)
 	v.retention(c.Retention, c.Writer)
+	v.quorum(c)
 	if c.Metrics.Addr != "" {
 		if msg := checkHostPort(c.Metrics.Addr, true, true); msg != "" {
 			v.add("metrics.addr", "%s", msg)
 		}
 	}
 	return v.ps.err("")
+}
+
+// quorum checks the QuorumBuffer client's keys.
+func (v *validator) quorum(c Config) {
+	q := c.Quorum
+	if q.CallTimeout <= 0 {
+		v.add("quorum.callTimeout", "must be > 0, got %s", q.CallTimeout)
+	}
+	if q.MaxInflightBlocks < 1 || q.MaxInflightBlocks > 1024 {
+		v.add("quorum.maxInflightBlocks", "must be 1..1024, got %d", q.MaxInflightBlocks)
+	}
+	for i, a := range q.LogStores {
+		if msg := checkHostPort(a, false, false); msg != "" {
+			v.add(fmt.Sprintf("quorum.logStores[%d]", i), "%s", msg)
+		}
+	}
+	if n := len(q.LogStores); n > 0 && n < 3 {
+		v.add("quorum.logStores", "lists %d LogStores; a quorum segment needs 3 (or list none to use the etcd registry)", n)
+	}
+	if c.Mode == ModeQuorumBuffer && c.Storage.Type == StorageLocal {
+		v.add("mode", "quorumBuffer uploads from LogStore servers, which need object storage; storage.type local is for one process (use minio or s3)")
+	}
 }
 
 type validator struct {

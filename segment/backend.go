@@ -10,6 +10,18 @@ import (
 type Ref struct {
 	LogID     int64
 	SegmentID int64
+	// Placement is what the backend's Placer chose for the segment when
+	// it was created, as the segment's metadata records it; empty for
+	// backends that place nothing (object storage, local files).
+	Placement string
+}
+
+// Placer is implemented by backends that choose where a segment lives
+// before it is created (QuorumBuffer: its ensemble of LogStores). The
+// writer records the placement with the segment in the same metadata
+// transaction that creates it, and passes it back in every Ref.
+type Placer interface {
+	Place(ctx context.Context, ref Ref) (placement string, err error)
 }
 
 // SealInfo is what sealing a segment established.

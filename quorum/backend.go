@@ -1,0 +1,536 @@
+package quorum
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
+	"github.com/woodpecker-wal/woodpecker/segment"
+)
+
+// Config configures a Backend.
+type Config struct {
+	// Objects is where the replicas upload blocks, and where sealed
+	// segments are read: the object backend MemoryBuffer would use.
+	Objects *segment.ObjectBackend
+	// Transport reaches the replicas.
+	Transport Transport
+	// Etcd and Root locate the LogStore registry (quorum.Nodes). Unused
+	// when Nodes is set.
+	Etcd *clientv3.Client
+	Root string
+	// Nodes, when not empty, is a fixed set of LogStores to place
+	// segments on instead of the registry.
+	Nodes []Node
+	// Parallel is how many blocks a writer keeps in flight.
+	Parallel int
+	// CallTimeout bounds each call to a replica.
+	CallTimeout time.Duration
+}
+
+// Backend is QuorumBuffer's segment backend. The object backend it embeds
+// serves what is in object storage (sealed segments, compaction and
+// garbage collection); writes, recovery and reads of the not-yet-uploaded
+// tail go to the segment's ensemble of replicas.
+type Backend struct {
+	*segment.ObjectBackend
+	cfg Config
+
+	mu     sync.Mutex
+	placed map[string]int // node id -> segments this client placed on it
+}
+
+var (
+	_ segment.Backend      = (*Backend)(nil)
+	_ segment.Placer       = (*Backend)(nil)
+	_ segment.BlockLocator = (*Backend)(nil)
+)
+
+// New returns a backend.
+func New(cfg Config) *Backend {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
+	return &Backend{ObjectBackend: cfg.Objects, cfg: cfg, placed: map[string]int{}}
+}
+
+// Parallel implements segment.Backend.
+func (b *Backend) Parallel() int { return max(b.cfg.Parallel, 1) }
+
+// Describe implements segment.Backend.
+func (b *Backend) Describe() string {
+	return "quorum of LogStores uploading to " + b.ObjectBackend.Describe()
+}
+
+// placement is what the backend stores in a segment's record.
+type placement struct {
+	Nodes []Node `json:"nodes"`
+	// Revision is the etcd revision at which the ensemble was chosen: a
+	// replica registered after it that knows nothing of the segment may
+	// have lost it in a restart.
+	Revision int64 `json:"revision"`
+}
+
+func parsePlacement(ref segment.Ref) (placement, error) {
+	var p placement
+	if err := json.Unmarshal([]byte(ref.Placement), &p); err != nil || len(p.Nodes) != EnsembleSize {
+		return placement{}, errors.Wrapf(walerr.ErrCorrupt, "segment %d of log %d: placement %q is not an ensemble of %d LogStores",
+			ref.SegmentID, ref.LogID, ref.Placement, EnsembleSize)
+	}
+	return p, nil
+}
+
+// Place implements segment.Placer: it chooses the segment's ensemble,
+// spreading it over zones and preferring the nodes this client loaded
+// least.
+func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
+	nodes, rev := b.cfg.Nodes, int64(0)
+	if len(nodes) == 0 {
+		resp, err := b.cfg.Etcd.Get(ctx, RegistryPrefix(b.cfg.Root), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return "", errors.Wrap(err, "place segment: read the LogStore registry")
+		}
+		rev = resp.Header.Revision
+		if nodes, err = Nodes(ctx, b.cfg.Etcd, b.cfg.Root); err != nil {
+			return "", errors.Wrap(err, "place segment")
+		}
+	}
+	b.mu.Lock()
+	chosen := chooseEnsemble(nodes, b.placed)
+	for _, n := range chosen {
+		b.placed[n.ID]++
+	}
+	b.mu.Unlock()
+	if len(chosen) < EnsembleSize {
+		return "", errors.Wrapf(ErrNoQuorum, "place segment %d of log %d: %d LogStores are registered, a segment needs %d",
+			ref.SegmentID, ref.LogID, len(nodes), EnsembleSize)
+	}
+	v, err := json.Marshal(placement{Nodes: chosen, Revision: rev})
+	return string(v), err
+}
+
+// chooseEnsemble picks EnsembleSize nodes: least loaded first, one per
+// zone while unused zones remain.
+func chooseEnsemble(nodes []Node, load map[string]int) []Node {
+	order := slices.Clone(nodes)
+	slices.SortStableFunc(order, func(a, b Node) int { return load[a.ID] - load[b.ID] })
+	var chosen []Node
+	zones := map[string]bool{}
+	for pass := 0; pass < 2 && len(chosen) < EnsembleSize; pass++ {
+		for _, n := range order {
+			if len(chosen) == EnsembleSize {
+				break
+			}
+			if slices.ContainsFunc(chosen, func(c Node) bool { return c.ID == n.ID }) {
+				continue
+			}
+			if pass == 0 && zones[n.Zone] && n.Zone != "" {
+				continue
+			}
+			zones[n.Zone] = true
+			chosen = append(chosen, Node{ID: n.ID, Addr: n.Addr, Zone: n.Zone})
+		}
+	}
+	return chosen
+}
+
+// replicas returns the clients of the segment's ensemble, in order.
+func (b *Backend) replicas(ref segment.Ref) (placement, []quorumpb.LogStoreClient, error) {
+	p, err := parsePlacement(ref)
+	if err != nil {
+		return placement{}, nil, err
+	}
+	cs := make([]quorumpb.LogStoreClient, len(p.Nodes))
+	for i, n := range p.Nodes {
+		if cs[i], err = b.cfg.Transport.Replica(n.Addr); err != nil {
+			return placement{}, nil, err
+		}
+	}
+	return p, cs, nil
+}
+
+func pbSegment(ref segment.Ref, epoch int64) *quorumpb.Segment {
+	return &quorumpb.Segment{LogId: ref.LogID, SegmentId: ref.SegmentID, Epoch: epoch}
+}
+
+// CreateSink implements segment.Backend.
+func (b *Backend) CreateSink(ctx context.Context, ref segment.Ref, epoch int64) (segment.Sink, error) {
+	p, cs, err := b.replicas(ref)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := b.ObjectBackend.CreateSink(ctx, ref, epoch)
+	if err != nil {
+		return nil, err
+	}
+	return &sink{b: b, ref: ref, epoch: epoch, p: p, replicas: cs, obj: obj, lac: newLACTracker(), uploaded: -1}, nil
+}
+
+// sink sends a segment's blocks to its ensemble.
+type sink struct {
+	b        *Backend
+	ref      segment.Ref
+	epoch    int64
+	p        placement
+	replicas []quorumpb.LogStoreClient
+	obj      segment.Sink
+	lac      *lacTracker
+
+	mu       sync.Mutex
+	uploaded int64
+	// stragglers are the calls still running to the replica that answered
+	// last; Close waits for them.
+	stragglers sync.WaitGroup
+}
+
+// WriteBlock implements segment.Sink: it returns once AckQuorum replicas
+// hold the block. A block that cannot reach a quorum returns a transient
+// error (the writer retries it) unless the replicas say the segment is
+// fenced.
+func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) error {
+	s.mu.Lock()
+	uploaded := s.uploaded
+	s.mu.Unlock()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(s.replicas))
+	for i, r := range s.replicas {
+		req := &quorumpb.AddBlockRequest{Segment: pbSegment(s.ref, s.epoch), BlockNo: blockNo, Block: block,
+			Lac: s.lac.get(), Uploaded: uploaded, Uploader: i == 0}
+		s.stragglers.Add(1)
+		go func() {
+			defer s.stragglers.Done()
+			// The call outlives WriteBlock when the quorum answered
+			// first: the third replica should still get the block.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.b.cfg.CallTimeout)
+			defer cancel()
+			resp, err := r.AddBlock(cctx, req)
+			if err == nil && resp.GetUploaded() >= 0 {
+				s.mu.Lock()
+				s.uploaded = max(s.uploaded, resp.GetUploaded())
+				s.mu.Unlock()
+			}
+			results <- result{i, err}
+		}()
+	}
+	var acks, fenced int
+	var errs error
+	for range s.replicas {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return errors.Wrapf(ctx.Err(), "block %d of segment %d: waiting for a quorum", blockNo, s.ref.SegmentID)
+		}
+		switch {
+		case r.err == nil:
+			acks++
+			if acks == AckQuorum {
+				s.lac.acked(blockNo)
+				return nil
+			}
+		case isFenced(r.err):
+			fenced++
+			errs = errors.CombineErrors(errs, r.err)
+		case status.Code(r.err) == codes.InvalidArgument:
+			return errors.Wrapf(r.err, "block %d of segment %d refused by %s", blockNo, s.ref.SegmentID, s.p.Nodes[r.i].ID)
+		default:
+			errs = errors.CombineErrors(errs, errors.Wrapf(r.err, "replica %s", s.p.Nodes[r.i].ID))
+		}
+		if fenced > len(s.replicas)-AckQuorum {
+			// No quorum can form any more: a newer writer fenced the
+			// segment. The block may be on a replica, so recovery may
+			// keep it.
+			return walerr.Mark(errors.Wrapf(walerr.ErrFenced, "segment %d of log %d: replicas fenced it: %v",
+				s.ref.SegmentID, s.ref.LogID, errs), walerr.ErrUnknownOutcome)
+		}
+	}
+	return errors.Wrapf(errs, "block %d of segment %d of log %d: %d of %d replicas hold it, %d needed",
+		blockNo, s.ref.SegmentID, s.ref.LogID, acks, len(s.replicas), AckQuorum)
+}
+
+func isFenced(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.FailedPrecondition
+}
+
+// WriteSeal implements segment.Sink: it makes every block durable in
+// object storage (the uploader's work, or a copy from the other replicas
+// when the uploader does not finish), then writes the seal record there,
+// and releases the replicas.
+func (s *sink) WriteSeal(ctx context.Context, info segment.SealInfo, record []byte) error {
+	if err := s.b.uploadThrough(ctx, s.ref, s.epoch, s.replicas, info.Blocks); err != nil {
+		return err
+	}
+	if err := s.obj.WriteSeal(ctx, info, record); err != nil {
+		return err
+	}
+	s.b.release(ctx, s.ref, s.epoch, s.replicas)
+	return nil
+}
+
+// Close implements segment.Sink.
+func (s *sink) Close() error {
+	s.stragglers.Wait()
+	return s.obj.Close()
+}
+
+// uploadThrough makes blocks 0..blocks-1 durable in object storage: it asks
+// the uploader to flush them, then copies whatever is still missing from
+// any replica that holds it (upload takeover). Uploads are create-only
+// with deterministic bytes, so racing uploaders store one copy.
+func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int64, cs []quorumpb.LogStoreClient, blocks int64) error {
+	if blocks == 0 {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+	_, _ = cs[0].Flush(fctx, &quorumpb.FlushRequest{Segment: pbSegment(ref, epoch), ThroughBlock: blocks - 1})
+	cancel()
+	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	if err != nil {
+		return err
+	}
+	for blk := stored.Blocks; blk < blocks; blk++ {
+		data, err := b.readFromAny(ctx, ref, epoch, cs, blk)
+		if err != nil {
+			return errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+		}
+		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFromAny reads one block from the first replica that has it.
+func (b *Backend) readFromAny(ctx context.Context, ref segment.Ref, epoch int64, cs []quorumpb.LogStoreClient, blk int64) ([]byte, error) {
+	var errs error
+	for i, c := range cs {
+		if data, err := b.readBlock(ctx, c, ref, epoch, blk); err == nil {
+			return data, nil
+		} else {
+			errs = errors.CombineErrors(errs, errors.Wrapf(err, "replica %d", i))
+		}
+	}
+	return nil, errs
+}
+
+func (b *Backend) readBlock(ctx context.Context, c quorumpb.LogStoreClient, ref segment.Ref, epoch, blk int64) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+	defer cancel()
+	resp, err := c.ReadBlock(cctx, &quorumpb.ReadBlockRequest{Segment: pbSegment(ref, epoch), BlockNo: blk})
+	if err != nil {
+		return nil, err
+	}
+	h, err := segment.DecodeBlockHeader(resp.GetBlock())
+	if err != nil || h.LogID != ref.LogID || h.SegmentID != ref.SegmentID || h.BlockNo != blk {
+		return nil, errors.Wrapf(walerr.ErrCorrupt, "block %d of segment %d of log %d from a replica does not validate (%v)",
+			blk, ref.SegmentID, ref.LogID, err)
+	}
+	return resp.GetBlock(), nil
+}
+
+// release tells every replica to drop the segment, best effort: a
+// replica that misses it drops the segment when it is told later or
+// restarts.
+func (b *Backend) release(ctx context.Context, ref segment.Ref, epoch int64, cs []quorumpb.LogStoreClient) {
+	for _, c := range cs {
+		cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+		_, _ = c.Release(cctx, &quorumpb.ReleaseRequest{Segment: pbSegment(ref, epoch)})
+		cancel()
+	}
+}
+
+// ask calls every replica in parallel, each bounded by the call timeout,
+// and returns the answers in ensemble order (nil where it failed).
+func ask[T any](ctx context.Context, b *Backend, cs []quorumpb.LogStoreClient,
+	call func(context.Context, quorumpb.LogStoreClient) (T, error)) ([]T, []error) {
+	out := make([]T, len(cs))
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
+			defer cancel()
+			out[i], errs[i] = call(cctx, c)
+		}()
+	}
+	wg.Wait()
+	return out, errs
+}
+
+// Recover implements segment.Backend: fence the ensemble, decide where
+// the segment ends (DecideRecovery), upload the blocks object storage
+// lacks, then let the object backend fence its next slot and write the
+// seal record.
+func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (segment.SealInfo, error) {
+	p, cs, err := b.replicas(ref)
+	if err != nil {
+		return segment.SealInfo{}, err
+	}
+	fences, errs := ask(ctx, b, cs, func(ctx context.Context, c quorumpb.LogStoreClient) (*quorumpb.FenceResponse, error) {
+		return c.Fence(ctx, &quorumpb.FenceRequest{Segment: pbSegment(ref, epoch), CreatedRevision: p.Revision})
+	})
+	answers := make([]Answer, len(cs))
+	for i, f := range fences {
+		switch {
+		case errs[i] != nil:
+			answers[i] = Answer{Kind: Unreachable}
+		case !f.GetKnown():
+			answers[i] = Answer{Kind: Unknown, Blocks: f.GetBlocks(), Uploaded: f.GetUploaded()}
+		default:
+			answers[i] = Answer{Kind: Known, Blocks: f.GetBlocks(), Uploaded: f.GetUploaded()}
+		}
+	}
+	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	if err != nil {
+		return segment.SealInfo{}, err
+	}
+	d, err := DecideRecovery(answers, stored.Blocks)
+	if err != nil {
+		return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d (replica errors: %v)",
+			ref.SegmentID, ref.LogID, errors.Join(errs...))
+	}
+	for blk := stored.Blocks; blk < d.End; blk++ {
+		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk)
+		if err != nil {
+			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: read block %d from %s",
+				ref.SegmentID, ref.LogID, blk, p.Nodes[d.Sources[blk]].ID)
+		}
+		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
+			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: upload block %d", ref.SegmentID, ref.LogID, blk)
+		}
+	}
+	info, err := b.ObjectBackend.Recover(ctx, ref, epoch)
+	if err != nil {
+		return segment.SealInfo{}, err
+	}
+	b.release(ctx, ref, epoch, cs)
+	return info, nil
+}
+
+// visible returns how many blocks of an open segment readers may see now,
+// and what object storage holds.
+func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.SealInfo, []quorumpb.LogStoreClient, error) {
+	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	if err != nil {
+		return 0, segment.SealInfo{}, nil, err
+	}
+	if ref.Placement == "" {
+		return stored.Blocks, stored, nil, nil
+	}
+	_, cs, err := b.replicas(ref)
+	if err != nil {
+		return 0, segment.SealInfo{}, nil, err
+	}
+	sts, errs := ask(ctx, b, cs, func(ctx context.Context, c quorumpb.LogStoreClient) (*quorumpb.FenceResponse, error) {
+		return c.Status(ctx, &quorumpb.StatusRequest{Segment: pbSegment(ref, 0)})
+	})
+	var held [][]int64
+	for i, st := range sts {
+		if errs[i] == nil {
+			held = append(held, st.GetBlocks())
+		}
+	}
+	return Visible(stored.Blocks, held), stored, cs, nil
+}
+
+// Scan implements segment.Backend: what object storage holds, extended by
+// the blocks a quorum of replicas holds.
+func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, error) {
+	n, stored, cs, err := b.visible(ctx, ref)
+	if err != nil || n == stored.Blocks {
+		return stored, err
+	}
+	data, err := b.readFromAny(ctx, ref, 0, cs, n-1)
+	if err != nil {
+		return segment.SealInfo{}, errors.Wrapf(err, "scan segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	h, err := segment.DecodeBlockHeader(data)
+	if err != nil {
+		return segment.SealInfo{}, err
+	}
+	return segment.SealInfo{LastEntry: h.FirstEntry + int64(h.Count) - 1, Blocks: n, Bytes: stored.Bytes}, nil
+}
+
+// OpenCursor implements segment.Backend: blocks come from object storage,
+// and the not-yet-uploaded tail from the replicas once a quorum holds it.
+func (b *Backend) OpenCursor(ref segment.Ref) segment.Cursor {
+	return &cursor{b: b, ref: ref, inner: b.ObjectBackend.OpenCursor(ref)}
+}
+
+type cursor struct {
+	b     *Backend
+	ref   segment.Ref
+	inner segment.Cursor
+	next  int64
+	limit bool
+}
+
+func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error) {
+	h, entries, err := c.inner.Next(ctx)
+	if err == nil {
+		c.next = h.BlockNo + 1
+		return h, entries, nil
+	}
+	if !errors.Is(err, segment.ErrNoBlockYet) || c.limit || c.ref.Placement == "" {
+		return h, entries, err
+	}
+	n, _, cs, verr := c.b.visible(ctx, c.ref)
+	if verr != nil || n <= c.next {
+		return h, entries, err // not on a quorum yet: ErrNoBlockYet
+	}
+	data, rerr := c.b.readFromAny(ctx, c.ref, 0, cs, c.next)
+	if rerr != nil {
+		return h, entries, err
+	}
+	h, entries, err = segment.DecodeBlock(data)
+	if err != nil {
+		return segment.BlockHeader{}, nil, err
+	}
+	c.next++
+	c.inner.Skip(c.next)
+	return h, entries, nil
+}
+
+func (c *cursor) SetLimit(blocks int64) { c.limit = true; c.inner.SetLimit(blocks) }
+func (c *cursor) Skip(blockNo int64)    { c.next = blockNo; c.inner.Skip(blockNo) }
+func (c *cursor) Close() error          { return c.inner.Close() }
+
+// UseGeneration forwards to the object cursor (sealed segments are read
+// from object storage only).
+func (c *cursor) UseGeneration(gen int64) {
+	if g, ok := c.inner.(segment.GenerationCursor); ok {
+		g.UseGeneration(gen)
+	}
+}
+
+// SetPrefetch forwards to the object cursor.
+func (c *cursor) SetPrefetch(blocks int) {
+	if p, ok := c.inner.(segment.PrefetchCursor); ok {
+		p.SetPrefetch(blocks)
+	}
+}
+
+// String names the backend's ensemble for a segment, for messages.
+func (p placement) String() string {
+	ids := make([]string, len(p.Nodes))
+	for i, n := range p.Nodes {
+		ids[i] = n.ID
+	}
+	return fmt.Sprint(ids)
+}

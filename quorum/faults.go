@@ -1,0 +1,141 @@
+package quorum
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
+)
+
+// Faults wraps a Transport and injects faults into the calls made through
+// it, for in-process tests: partition a replica (every call fails
+// Unavailable), drop its replies after the call ran, delay its calls, or
+// fail the Nth call of a method. It is safe for concurrent use.
+type Faults struct {
+	Transport
+
+	mu         sync.Mutex
+	partitions map[string]bool
+	dropReply  map[string]bool
+	delays     map[string]time.Duration
+	failNth    map[string]int // method -> calls left until one fails
+	calls      map[string]int // method -> calls made
+}
+
+// NewFaults wraps t with no fault.
+func NewFaults(t Transport) *Faults {
+	return &Faults{Transport: t, partitions: map[string]bool{}, dropReply: map[string]bool{},
+		delays: map[string]time.Duration{}, failNth: map[string]int{}, calls: map[string]int{}}
+}
+
+// Partition cuts (or, with on false, heals) the link to the replica at addr.
+func (f *Faults) Partition(addr string, on bool) { f.set(func() { f.partitions[addr] = on }) }
+
+// DropReplies makes calls to addr run and then lose their reply.
+func (f *Faults) DropReplies(addr string, on bool) { f.set(func() { f.dropReply[addr] = on }) }
+
+// Delay delays every call to addr by d (0: no delay).
+func (f *Faults) Delay(addr string, d time.Duration) { f.set(func() { f.delays[addr] = d }) }
+
+// FailNth fails the nth call (1-based, counted from now) of method
+// ("AddBlock", "Fence", ...) to any replica, before it is sent.
+func (f *Faults) FailNth(method string, n int) { f.set(func() { f.failNth[method] = n }) }
+
+// Calls returns how many calls of method went through the wrapper.
+func (f *Faults) Calls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func (f *Faults) set(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+// Replica implements Transport.
+func (f *Faults) Replica(addr string) (quorumpb.LogStoreClient, error) {
+	c, err := f.Transport.Replica(addr)
+	if err != nil {
+		return nil, err
+	}
+	return faultyReplica{f: f, addr: addr, c: c}, nil
+}
+
+// before decides a call's fate: an error to return without calling, the
+// delay to wait first, and whether to drop the reply.
+func (f *Faults) before(addr, method string) (err error, delay time.Duration, drop bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[method]++
+	if n, ok := f.failNth[method]; ok {
+		if n <= 1 {
+			delete(f.failNth, method)
+			return status.Errorf(codes.Unavailable, "quorum faults: call of %s to %s failed", method, addr), 0, false
+		}
+		f.failNth[method] = n - 1
+	}
+	if f.partitions[addr] {
+		return status.Errorf(codes.Unavailable, "quorum faults: %s is partitioned", addr), 0, false
+	}
+	return nil, f.delays[addr], f.dropReply[addr]
+}
+
+func call[Req, Resp any](ctx context.Context, r faultyReplica, method string, req Req,
+	fn func(context.Context, Req, ...grpc.CallOption) (Resp, error), opts []grpc.CallOption) (Resp, error) {
+	var zero Resp
+	err, delay, drop := r.f.before(r.addr, method)
+	if err != nil {
+		return zero, err
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return zero, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	resp, err := fn(ctx, req, opts...)
+	if err == nil && drop {
+		return zero, status.Errorf(codes.Unavailable, "quorum faults: reply of %s from %s lost", method, r.addr)
+	}
+	return resp, err
+}
+
+type faultyReplica struct {
+	f    *Faults
+	addr string
+	c    quorumpb.LogStoreClient
+}
+
+func (r faultyReplica) AddBlock(ctx context.Context, in *quorumpb.AddBlockRequest, opts ...grpc.CallOption) (*quorumpb.AddBlockResponse, error) {
+	return call(ctx, r, "AddBlock", in, r.c.AddBlock, opts)
+}
+
+func (r faultyReplica) Fence(ctx context.Context, in *quorumpb.FenceRequest, opts ...grpc.CallOption) (*quorumpb.FenceResponse, error) {
+	return call(ctx, r, "Fence", in, r.c.Fence, opts)
+}
+
+func (r faultyReplica) ReadBlock(ctx context.Context, in *quorumpb.ReadBlockRequest, opts ...grpc.CallOption) (*quorumpb.ReadBlockResponse, error) {
+	return call(ctx, r, "ReadBlock", in, r.c.ReadBlock, opts)
+}
+
+func (r faultyReplica) Status(ctx context.Context, in *quorumpb.StatusRequest, opts ...grpc.CallOption) (*quorumpb.FenceResponse, error) {
+	return call(ctx, r, "Status", in, r.c.Status, opts)
+}
+
+func (r faultyReplica) Flush(ctx context.Context, in *quorumpb.FlushRequest, opts ...grpc.CallOption) (*quorumpb.FlushResponse, error) {
+	return call(ctx, r, "Flush", in, r.c.Flush, opts)
+}
+
+func (r faultyReplica) Release(ctx context.Context, in *quorumpb.ReleaseRequest, opts ...grpc.CallOption) (*quorumpb.ReleaseResponse, error) {
+	return call(ctx, r, "Release", in, r.c.Release, opts)
+}

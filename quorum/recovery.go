@@ -1,0 +1,130 @@
+// Package quorum is QuorumBuffer: a segment backend whose blocks are
+// acknowledged once 2 of the 3 LogStore replicas of the segment's ensemble
+// hold them, and which the replicas then upload to object storage. The
+// protocol is in docs/quorum.md. The bookkeeping (who holds what, the
+// last-add-confirmed, where a recovered segment ends) is pure logic in
+// this package; the gRPC transport and the server (quorum/logstore) are
+// thin drivers around it.
+package quorum
+
+import (
+	"slices"
+
+	"github.com/cockroachdb/errors"
+)
+
+// Ensemble and quorum sizes. Every ack quorum (2 of 3) intersects every
+// fence quorum (2 of 3): that intersection is what makes recovery keep
+// every acknowledged block.
+const (
+	EnsembleSize = 3
+	AckQuorum    = 2
+	// FenceQuorum is how many replicas recovery must fence and hear from:
+	// EnsembleSize - AckQuorum + 1, the fewest that meet every ack quorum.
+	FenceQuorum = EnsembleSize - AckQuorum + 1
+)
+
+// ErrNoQuorum: too few replicas answered (or could vouch for what they
+// hold) to decide safely. Nothing was changed; retry when more replicas are
+// reachable.
+var ErrNoQuorum = errors.New("too few replicas answered to decide safely")
+
+// AnswerKind is what recovery heard from one replica.
+type AnswerKind int
+
+const (
+	// Unreachable: no answer (down, partitioned, timed out).
+	Unreachable AnswerKind = iota
+	// Known: the replica answered, is fenced, and vouches for the blocks
+	// it lists.
+	Known
+	// Unknown: the replica answered but cannot vouch for the segment: it
+	// restarted after the segment was created and holds nothing of it.
+	Unknown
+)
+
+// Answer is one replica's answer to a recovery fence.
+type Answer struct {
+	Kind AnswerKind
+	// Blocks are the block numbers the replica holds (any order).
+	Blocks []int64
+	// Uploaded is the upload watermark it heard of (-1: none).
+	Uploaded int64
+}
+
+// Decision is where a recovered segment ends and where each block that
+// object storage lacks comes from.
+type Decision struct {
+	// End is the number of blocks of the recovered segment: blocks
+	// 0..End-1 survive, nothing above.
+	End int64
+	// Sources gives, for each block in [stored, End), the index of an
+	// answer holding it.
+	Sources map[int64]int
+}
+
+// DecideRecovery decides where a segment ends after its writer is gone.
+// answers are the replicas' answers to the fence, stored is the number of
+// blocks object storage already holds (0..stored-1, contiguous).
+//
+// It needs at least FenceQuorum Known answers; otherwise ErrNoQuorum. An
+// acknowledged block was held by AckQuorum replicas, one of which is among
+// any FenceQuorum answers, or it is in object storage. So every
+// acknowledged block is found, and the first block found nowhere was never
+// acknowledged, nor was anything after it (acknowledgements are in
+// order): the segment ends there.
+func DecideRecovery(answers []Answer, stored int64) (Decision, error) {
+	known := 0
+	for _, a := range answers {
+		if a.Kind == Known {
+			known++
+		}
+	}
+	if known < FenceQuorum {
+		return Decision{}, errors.Wrapf(ErrNoQuorum, "%d of %d replicas vouch for the segment, recovery needs %d",
+			known, len(answers), FenceQuorum)
+	}
+	holders := map[int64]int{}
+	for i, a := range answers {
+		// An Unknown replica's blocks are still real copies: it may hold
+		// blocks it received after its restart. Using them to extend the
+		// segment is safe (they were sent by the writer in order, so the
+		// blocks before them exist somewhere or the gap ends the segment
+		// first), but only Known answers count toward the quorum above.
+		if a.Kind == Unreachable {
+			continue
+		}
+		for _, b := range a.Blocks {
+			if _, ok := holders[b]; !ok && b >= stored {
+				holders[b] = i
+			}
+		}
+	}
+	d := Decision{End: stored, Sources: map[int64]int{}}
+	for {
+		i, ok := holders[d.End]
+		if !ok {
+			return d, nil
+		}
+		d.Sources[d.End] = i
+		d.End++
+	}
+}
+
+// Visible returns how many blocks of a segment readers may see: blocks
+// 0..n-1 each in object storage (the first stored) or held by AckQuorum
+// replicas, which every recovery keeps. held lists, per replica, the
+// blocks it holds.
+func Visible(stored int64, held [][]int64) int64 {
+	count := map[int64]int{}
+	for _, blocks := range held {
+		for _, b := range slices.Compact(slices.Sorted(slices.Values(blocks))) {
+			count[b]++
+		}
+	}
+	n := stored
+	for count[n] >= AckQuorum {
+		n++
+	}
+	return n
+}
