@@ -22,7 +22,8 @@ const (
 // benchFigure charts a benchmark: throughput over time, append latency
 // over time (a sample of appends as dots, with the p50 and p99 of each
 // interval), and the latency histogram, with the raw limits as dashed
-// lines when measured.
+// lines when measured. The two charts over time share one time axis, the
+// whole write phase.
 func benchFigure(r *bench.Result, cfg bench.Config, setup string) plot.Figure {
 	var tput, p50, p99, samples []plot.Point
 	for _, iv := range r.Timeline {
@@ -38,11 +39,12 @@ func benchFigure(r *bench.Result, cfg bench.Config, setup string) plot.Figure {
 	}
 	throughput := plot.Chart{
 		Title: "Append throughput", XLabel: "seconds since the first append", YLabel: "MiB/s", XFromZero: true,
+		XMax:   r.Write.Seconds,
 		Series: []plot.Series{{Name: "woodpecker", Color: colorSamples, Points: tput}},
 	}
 	latency := plot.Chart{
 		Title: "Append latency over time", XLabel: "seconds since the first append", YLabel: "latency (ms, log scale)",
-		LogY: true, XFromZero: true,
+		LogY: true, XFromZero: true, XMax: r.Write.Seconds,
 		Series: []plot.Series{
 			{Name: "appends (sample)", Color: colorSamples, Dots: true, Points: samples},
 			{Name: "p50 per interval", Color: colorP50, Points: p50},

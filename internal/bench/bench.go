@@ -141,11 +141,14 @@ type Config struct {
 	// counts during the write and read phases are reported.
 	Counter *CountingStore
 
-	// Interval is the period of progress reports, timeline intervals and
-	// memory samples (default 250 ms).
+	// Interval is the period of progress reports and memory samples
+	// (default 250 ms).
 	Interval time.Duration
-	// MaxIntervals bounds the timeline (default 1000; older intervals are
-	// merged pairwise when it is full).
+	// MaxIntervals bounds the timeline (default 200). Its intervals start
+	// at 250 µs and double in length (neighbours merged pairwise) whenever
+	// it is full, so that it ends with MaxIntervals/2 to MaxIntervals
+	// intervals whatever the run's length (one per 250 µs for shorter
+	// runs): a run of 12.5 ms or more charts at least 50 points.
 	MaxIntervals int
 	// Samples is the size of the uniform reservoir of (time, latency)
 	// samples kept for plots (default 10000; negative keeps none).
@@ -197,7 +200,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Interval = 250 * time.Millisecond
 	}
 	if c.MaxIntervals <= 0 {
-		c.MaxIntervals = 1000
+		c.MaxIntervals = 200
 	}
 	c.MaxIntervals = max(c.MaxIntervals, 2)
 	if c.Samples == 0 {
@@ -596,15 +599,9 @@ func (e *engineRun) write(ctx context.Context) error {
 		}
 		return deadline.IsZero() || time.Now().Before(deadline)
 	}
-	rec := newRecorder(start, cfg.Samples)
-	tl := &timeline{max: cfg.MaxIntervals}
-	lastCut := start
+	rec := newRecorder(start, cfg.Samples, cfg.MaxIntervals)
 	smp := startSampler(cfg.Interval, progressTicker(cfg.Progress, PhaseWrite, &ackedBytes,
-		maxEntries*int64(cfg.EntrySize), deadline, start, func(now time.Time) {
-			tl.add(rec.cut(lastCut, now))
-			lastCut = now
-			e.sampleMemory()
-		}))
+		maxEntries*int64(cfg.EntrySize), deadline, start, func(time.Time) { e.sampleMemory() }))
 	ack := func(lr *logRun, t0 time.Time) {
 		now := time.Now()
 		rec.record(now, now.Sub(t0), cfg.EntrySize)
@@ -662,7 +659,7 @@ func (e *engineRun) write(ctx context.Context) error {
 	}
 	wr.Latency = summarize(rec.total)
 	e.res.Histogram = bins(rec.total)
-	e.res.Timeline = tl.finish()
+	e.res.Timeline = rec.timeline(end)
 	e.res.Samples = rec.reservoir
 	return nil
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -272,16 +273,17 @@ func TestSaturatingDepth(t *testing.T) {
 
 func TestTimelineStaysBounded(t *testing.T) {
 	for _, limit := range []int{2, 7, 10} {
-		tl := &timeline{max: limit}
+		tl := newTimeline(limit)
 		const n = 1000
-		for i := range n {
+		for i := range n - 1 {
 			tl.add(Interval{StartS: float64(i), Seconds: 1, Bytes: 10, Entries: 1, MiBps: 10.0 / mib,
 				P50Ms: float64(i), P99Ms: float64(i), MaxMs: float64(i)})
 			if len(tl.intervals) > limit {
 				t.Fatalf("max %d: %d intervals after %d adds", limit, len(tl.intervals), i+1)
 			}
 		}
-		got := tl.finish()
+		got := tl.finish(Interval{StartS: n - 1, Seconds: 1, Bytes: 10, Entries: 1, MiBps: 10.0 / mib,
+			P50Ms: n - 1, P99Ms: n - 1, MaxMs: n - 1})
 		var secs float64
 		var bytes, entries int64
 		for i, iv := range got {
@@ -301,9 +303,49 @@ func TestTimelineStaysBounded(t *testing.T) {
 	}
 }
 
+// TestTimelineAdaptsToTheRunLength: whatever a run lasts (from 12.5 ms
+// on), its timeline has at least 50 intervals to chart, at most
+// MaxIntervals, of equal length, covering the run from start to end. A short
+// run used to get one 250 ms interval, charted as a single point.
+func TestTimelineAdaptsToTheRunLength(t *testing.T) {
+	for _, run := range []time.Duration{12500 * time.Microsecond, 200 * time.Millisecond, 3 * time.Second, time.Hour} {
+		t.Run(run.String(), func(t *testing.T) {
+			start := time.Now()
+			rec := newRecorder(start, 100, 200)
+			// Appends every 100 µs, with a pause of a fifth of the run.
+			for at := time.Duration(0); at < run; at += max(100*time.Microsecond, run/100000) {
+				if at < run/2 || at > run*7/10 {
+					rec.record(start.Add(at), 3*time.Millisecond, 1024)
+				}
+			}
+			end := start.Add(run)
+			got := rec.timeline(end)
+			if len(got) < 50 || len(got) > 200 {
+				t.Fatalf("%d intervals for a %s run, want 50 to 200", len(got), run)
+			}
+			var entries int64
+			for i, iv := range got {
+				entries += iv.Entries
+				if i > 0 && math.Abs(iv.StartS-(got[i-1].StartS+got[i-1].Seconds)) > 1e-9 {
+					t.Fatalf("interval %d starts at %v, after %v+%v", i, iv.StartS, got[i-1].StartS, got[i-1].Seconds)
+				}
+				if i < len(got)-1 && math.Abs(iv.Seconds-got[0].Seconds) > 1e-9 {
+					t.Errorf("interval %d lasts %v s, the first %v s", i, iv.Seconds, got[0].Seconds)
+				}
+			}
+			if last := got[len(got)-1]; got[0].StartS != 0 || math.Abs(last.StartS+last.Seconds-run.Seconds()) > 1e-9 {
+				t.Errorf("the timeline covers %v..%v s, want 0..%v", got[0].StartS, last.StartS+last.Seconds, run.Seconds())
+			}
+			if entries != rec.total.TotalCount() {
+				t.Errorf("the timeline counts %d appends of %d", entries, rec.total.TotalCount())
+			}
+		})
+	}
+}
+
 func TestRecorder(t *testing.T) {
 	start := time.Now()
-	r := newRecorder(start, 50)
+	r := newRecorder(start, 50, 0)
 	for i := 1; i <= 1000; i++ {
 		r.record(start.Add(time.Duration(i)*time.Millisecond), time.Duration(i)*time.Millisecond, 100)
 	}
@@ -316,7 +358,8 @@ func TestRecorder(t *testing.T) {
 		t.Errorf("reservoir holds %d samples, want 50", len(r.reservoir))
 	}
 	iv := r.cut(start, start.Add(2*time.Second))
-	if iv.Entries != 1000 || iv.Bytes != 100000 || !near(iv.MaxMs, 1000) || iv.Seconds != 2 {
+	// An interval's percentiles have two significant digits (1%).
+	if iv.Entries != 1000 || iv.Bytes != 100000 || math.Abs(iv.MaxMs-1000) > 10 || iv.Seconds != 2 {
 		t.Errorf("interval %+v", iv)
 	}
 	if again := r.cut(start, start.Add(time.Second)); again.Entries != 0 || again.MaxMs != 0 {

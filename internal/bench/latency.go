@@ -141,25 +141,39 @@ type Sample struct {
 }
 
 // recorder collects append latencies: a histogram of the whole phase, one
-// of the current interval, and a uniform reservoir of samples. It is safe
-// for concurrent use; a record holds its lock for well under a microsecond.
+// of the current interval, a timeline of intervals and a uniform reservoir
+// of samples. It is safe for concurrent use; a record holds its lock for
+// well under a microsecond, but for the one that closes an interval (a few
+// microseconds).
+//
+// An append belongs to the interval its completion time falls in: the
+// intervals follow the clock of the appends, not of a ticker, so they are
+// as many and as long as the timeline says however late a timer would be.
 type recorder struct {
 	start time.Time
 
 	mu        sync.Mutex
 	total     *hdrhistogram.Histogram
 	interval  *hdrhistogram.Histogram
+	ivStart   time.Time // start of the current interval
 	ivBytes   int64
 	ivEntries int64
+	tl        *timeline
 	seen      int64
 	reservoir []Sample
 	capacity  int
 	rng       *rand.Rand
 }
 
-func newRecorder(start time.Time, reservoir int) *recorder {
+// newRecorder returns a recorder of a phase that started at start, keeping
+// reservoir samples and a timeline of at most intervals intervals.
+func newRecorder(start time.Time, reservoir, intervals int) *recorder {
 	return &recorder{
-		start: start, total: newHist(), interval: newHist(),
+		ivStart: start, tl: newTimeline(intervals),
+		// An interval's percentiles are for charts: two significant digits
+		// keep its histogram small, so that frequent cuts (one per
+		// timelineBase at first) cost little.
+		start: start, total: newHist(), interval: hdrhistogram.New(histLowestUs, histHighestUs, 2),
 		capacity: reservoir, reservoir: make([]Sample, 0, min(reservoir, 4096)),
 		rng: rand.New(rand.NewPCG(uint64(start.UnixNano()), 0x9e3779b97f4a7c15)),
 	}
@@ -170,6 +184,7 @@ func newRecorder(start time.Time, reservoir int) *recorder {
 func (r *recorder) record(now time.Time, d time.Duration, n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.advance(now)
 	recordHist(r.total, d)
 	recordHist(r.interval, d)
 	r.ivBytes += int64(n)
@@ -188,10 +203,32 @@ func (r *recorder) record(now time.Time, d time.Duration, n int) {
 	}
 }
 
+// advance closes the intervals that ended at or before now.
+func (r *recorder) advance(now time.Time) {
+	for r.tl.max > 0 && !now.Before(r.ivStart.Add(r.tl.period)) {
+		end := r.ivStart.Add(r.tl.period)
+		r.tl.add(r.cutLocked(r.ivStart, end))
+		r.ivStart = end
+	}
+}
+
+// timeline closes the intervals up to end, the end of the phase, and
+// returns the timeline, which covers the phase from start to end.
+func (r *recorder) timeline(end time.Time) []Interval {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.advance(end)
+	return r.tl.finish(r.cutLocked(r.ivStart, end))
+}
+
 // cut closes the current interval, which started at from and ends at to.
 func (r *recorder) cut(from, to time.Time) Interval {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.cutLocked(from, to)
+}
+
+func (r *recorder) cutLocked(from, to time.Time) Interval {
 	iv := Interval{
 		StartS: from.Sub(r.start).Seconds(), Seconds: to.Sub(from).Seconds(),
 		Bytes: r.ivBytes, Entries: r.ivEntries,
@@ -203,62 +240,63 @@ func (r *recorder) cut(from, to time.Time) Interval {
 		iv.P50Ms = usToMs(r.interval.ValueAtQuantile(50))
 		iv.P99Ms = usToMs(r.interval.ValueAtQuantile(99))
 		iv.MaxMs = usToMs(r.interval.Max())
+		r.interval.Reset()
 	}
-	r.interval.Reset()
 	r.ivBytes, r.ivEntries = 0, 0
 	return iv
 }
 
-// timeline keeps at most max intervals. When full it merges neighbours
-// pairwise, and from then on stores one interval per two cuts (then four,
-// and so on), so every stored interval of a run spans the same time except
-// the last.
+// timelineBase is the length of the timeline's first intervals. They
+// double each time the timeline fills up, so a run of any length ends with
+// between MaxIntervals/2 and MaxIntervals intervals of equal length (a
+// run shorter than MaxIntervals x timelineBase has one per timelineBase):
+// a chart of a run of 12.5 ms or more gets at least 50 points.
+const timelineBase = 250 * time.Microsecond
+
+// timeline keeps at most max intervals, each period long. When full it
+// merges neighbours pairwise and doubles period, so every stored interval
+// of a run spans the same time. Its recorder adds to it.
 type timeline struct {
 	max       int
-	factor    int // cuts per stored interval
-	pending   Interval
-	pendingN  int
+	period    time.Duration
 	intervals []Interval
+}
+
+func newTimeline(max int) *timeline {
+	return &timeline{max: max, period: timelineBase}
 }
 
 func (t *timeline) add(iv Interval) {
 	if t.max <= 0 {
 		return
 	}
-	if t.factor == 0 {
-		t.factor = 1
-	}
-	if t.pendingN == 0 {
-		t.pending = iv
-	} else {
-		t.pending = mergeIntervals(t.pending, iv)
-	}
-	t.pendingN++
-	if t.pendingN < t.factor {
+	t.intervals = append(t.intervals, iv)
+	if len(t.intervals) < t.max {
 		return
 	}
-	t.intervals = append(t.intervals, t.pending)
-	t.pendingN = 0
-	if len(t.intervals) >= t.max {
-		merged := t.intervals[:0]
-		for i := 0; i < len(t.intervals); i += 2 {
-			if i+1 < len(t.intervals) {
-				merged = append(merged, mergeIntervals(t.intervals[i], t.intervals[i+1]))
-			} else {
-				// An odd one out becomes the pending interval.
-				t.pending, t.pendingN = t.intervals[i], t.factor
-			}
+	merged := t.intervals[:0]
+	for i := 0; i < len(t.intervals); i += 2 {
+		if i+1 < len(t.intervals) {
+			merged = append(merged, mergeIntervals(t.intervals[i], t.intervals[i+1]))
+		} else {
+			merged = append(merged, t.intervals[i]) // an odd one out stays as it is
 		}
-		t.intervals = merged
-		t.factor *= 2
 	}
+	t.intervals = merged
+	t.period *= 2
 }
 
-// finish returns the stored intervals and a partial last one.
-func (t *timeline) finish() []Interval {
-	if t.pendingN > 0 {
-		t.intervals = append(t.intervals, t.pending)
-		t.pendingN = 0
+// finish adds the last, partial interval and returns the timeline. A last
+// interval shorter than half a period joins the one before it: a sliver
+// of a millisecond would chart its few acknowledgements as a spike.
+func (t *timeline) finish(last Interval) []Interval {
+	if n := len(t.intervals); n > 0 && last.Seconds < t.period.Seconds()/2 {
+		t.intervals[n-1] = mergeIntervals(t.intervals[n-1], last)
+		return t.intervals
+	}
+	if t.max > 0 && (last.Seconds > 0 || last.Entries > 0) {
+		t.intervals = append(t.intervals, last)
 	}
 	return t.intervals
 }
+

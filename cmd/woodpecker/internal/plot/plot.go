@@ -49,8 +49,11 @@ type Chart struct {
 	LogY bool
 	// XFromZero starts the x axis at 0 (for times since a start).
 	XFromZero bool
-	Series    []Series
-	Refs      []Ref
+	// XMax, when > 0, ends the x axis there rather than at the last point,
+	// so that charts of one run share their time axis.
+	XMax   float64
+	Series []Series
+	Refs   []Ref
 }
 
 // Bar is one bar of a histogram: Count values in [Lo, Hi).
@@ -312,16 +315,43 @@ func legend(b *builder, px, pw, top float64, left bool, entries []legendEntry) {
 	}
 }
 
+// keep reports whether a value can be plotted on the value axis.
+func (c Chart) keep(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && (!c.LogY || v > 0) }
+
+// xRange returns the x axis's range.
+func (c Chart) xRange() (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, s := range c.Series {
+		for _, p := range s.Points {
+			if c.keep(p.Y) && !math.IsNaN(p.X) {
+				lo, hi = min(lo, p.X), max(hi, p.X)
+			}
+		}
+	}
+	if math.IsInf(lo, 0) { // nothing to plot
+		lo, hi = 0, 1
+	}
+	if c.XFromZero {
+		lo = min(lo, 0)
+	}
+	if c.XMax > 0 {
+		hi = c.XMax
+	}
+	if hi <= lo {
+		hi = lo + 1
+	}
+	return lo, hi
+}
+
 func (c Chart) draw(b *builder, x, y, w, h float64) {
-	xlo, xhi := math.Inf(1), math.Inf(-1)
+	xlo, xhi := c.xRange()
 	ylo, yhi := math.Inf(1), math.Inf(-1)
-	keep := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && (!c.LogY || v > 0) }
+	keep := c.keep
 	for _, s := range c.Series {
 		for _, p := range s.Points {
 			if !keep(p.Y) || math.IsNaN(p.X) {
 				continue
 			}
-			xlo, xhi = min(xlo, p.X), max(xhi, p.X)
 			ylo, yhi = min(ylo, p.Y), max(yhi, p.Y)
 		}
 	}
@@ -330,8 +360,8 @@ func (c Chart) draw(b *builder, x, y, w, h float64) {
 			ylo, yhi = min(ylo, r.Value), max(yhi, r.Value)
 		}
 	}
-	if math.IsInf(xlo, 0) { // nothing to plot
-		xlo, xhi, ylo, yhi = 0, 1, 1, 10
+	if math.IsInf(ylo, 0) { // nothing to plot
+		ylo, yhi = 1, 10
 	}
 	if c.LogY {
 		ylo = math.Pow(10, math.Floor(math.Log10(ylo)))
@@ -342,12 +372,6 @@ func (c Chart) draw(b *builder, x, y, w, h float64) {
 		if yhi <= ylo {
 			yhi = ylo + 1
 		}
-	}
-	if c.XFromZero {
-		xlo = min(xlo, 0)
-	}
-	if xhi <= xlo {
-		xhi = xlo + 1
 	}
 	var xa, ya axis
 	px, py, pw, ph := frame(b, x, y, w, h, c.Title, c.XLabel, c.YLabel, &xa, &ya, xlo, xhi, ylo, yhi, false, c.LogY)

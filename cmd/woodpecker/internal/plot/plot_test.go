@@ -120,3 +120,19 @@ func TestLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestXMaxSharesTheTimeAxis: charts of one run whose points end at
+// different times (interval midpoints, appends) get the same x axis when
+// given the run's length as XMax.
+func TestXMaxSharesTheTimeAxis(t *testing.T) {
+	a := Chart{XFromZero: true, XMax: 0.2, Series: []Series{{Points: []Point{{0.05, 1}, {0.1, 2}}}}}
+	b := Chart{XFromZero: true, XMax: 0.2, LogY: true, Series: []Series{{Points: []Point{{0.01, 1}, {0.199, 3}}}}}
+	alo, ahi := a.xRange()
+	blo, bhi := b.xRange()
+	if alo != 0 || ahi != 0.2 || blo != alo || bhi != ahi {
+		t.Fatalf("x ranges %v..%v and %v..%v, want both 0..0.2", alo, ahi, blo, bhi)
+	}
+	if lo, hi := (Chart{XFromZero: true, Series: a.Series}).xRange(); lo != 0 || hi != 0.1 {
+		t.Errorf("without XMax: %v..%v, want 0..0.1 (the last point)", lo, hi)
+	}
+}
