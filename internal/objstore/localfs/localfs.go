@@ -28,6 +28,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/vfs"
 )
 
 // TempPrefix starts the names of temporary files. Keys with a segment that
@@ -52,6 +53,8 @@ type Config struct {
 	Dir string
 	// CreateDir creates Dir (and its parents) when it does not exist.
 	CreateDir bool
+	// FS is the file system the store works on; nil means vfs.Default.
+	FS vfs.FS
 }
 
 // Store is a directory used as an object store. It is safe for concurrent
@@ -59,6 +62,7 @@ type Config struct {
 // stay exclusive across processes).
 type Store struct {
 	root string
+	fs   vfs.FS
 	// durableDirs holds directories (absolute paths) known to exist with a
 	// durable entry in their parent, so Put can skip fsyncing parents.
 	durableDirs sync.Map
@@ -79,14 +83,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "open local object store %q", cfg.Dir)
 	}
-	s := &Store{root: root}
-	fi, err := os.Stat(root)
+	s := &Store{root: root, fs: cfg.FS}
+	if s.fs == nil {
+		s.fs = vfs.Default
+	}
+	fi, err := s.fs.Stat(root)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && cfg.CreateDir:
-		if err := os.MkdirAll(root, 0o755); err != nil {
+		if err := s.fs.MkdirAll(root, 0o755); err != nil {
 			return nil, errors.Wrapf(err, "open local object store: create %q", root)
 		}
-		if err := syncDir(filepath.Dir(root)); err != nil {
+		if err := s.syncDir(filepath.Dir(root)); err != nil {
 			return nil, errors.Wrapf(err, "open local object store: sync parent of %q", root)
 		}
 	case errors.Is(err, fs.ErrNotExist):
@@ -97,12 +104,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, errors.Newf("local object store path %q is not a directory", root)
 	}
 	// Prove we can write there, with the same calls Put makes.
-	f, err := os.CreateTemp(root, TempPrefix+"open-*")
+	f, err := s.fs.CreateTemp(root, TempPrefix+"open-*")
 	if err != nil {
 		return nil, errors.Wrapf(err, "local object store directory %q is not writable", root)
 	}
 	name := f.Name()
-	err = errors.CombineErrors(f.Close(), os.Remove(name))
+	err = errors.CombineErrors(f.Close(), s.fs.Remove(name))
 	if err != nil {
 		return nil, errors.Wrapf(err, "local object store directory %q: remove probe file", root)
 	}
@@ -182,11 +189,11 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, opts objstore.
 // writeTemp makes dir, writes data to a new temporary file in it and
 // fsyncs the file. It returns the file's path and an open handle on dir
 // for the final fsync (valid even if dir is removed meanwhile).
-func (s *Store) writeTemp(dir string, data []byte) (tmp string, d *os.File, err error) {
+func (s *Store) writeTemp(dir string, data []byte) (tmp string, d vfs.File, err error) {
 	if err := s.mkdirAll(dir); err != nil {
 		return "", nil, err
 	}
-	f, err := os.CreateTemp(dir, TempPrefix+"*")
+	f, err := s.fs.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
 		return "", nil, err
 	}
@@ -194,7 +201,7 @@ func (s *Store) writeTemp(dir string, data []byte) (tmp string, d *os.File, err 
 	defer func() {
 		if err != nil {
 			_ = f.Close()
-			_ = os.Remove(tmp)
+			_ = s.fs.Remove(tmp)
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
@@ -208,27 +215,27 @@ func (s *Store) writeTemp(dir string, data []byte) (tmp string, d *os.File, err 
 	}
 	// The temporary file keeps dir non-empty, so a concurrent Delete
 	// cannot remove it until we are done.
-	if d, err = os.Open(dir); err != nil {
+	if d, err = s.fs.OpenFile(dir, os.O_RDONLY, 0); err != nil {
 		return "", nil, errors.Wrap(err, "open directory")
 	}
 	return tmp, d, nil
 }
 
 // place moves the fsynced temporary file tmp to p and fsyncs dir d.
-func (s *Store) place(ctx context.Context, tmp string, d *os.File, p, key string, opts objstore.PutOptions) error {
+func (s *Store) place(ctx context.Context, tmp string, d vfs.File, p, key string, opts objstore.PutOptions) error {
 	if err := ctx.Err(); err != nil {
-		_ = os.Remove(tmp)
+		_ = s.fs.Remove(tmp)
 		return opErr(err, "put", key)
 	}
 	if opts.IfNotExists {
-		err := linkNoReplace(tmp, p)
+		err := s.fs.Link(tmp, p)
 		// The name is now either ours (linked) or someone else's; the
 		// temporary name goes either way.
-		if rmErr := os.Remove(tmp); rmErr != nil && err == nil && !errors.Is(rmErr, fs.ErrNotExist) {
+		if rmErr := s.fs.Remove(tmp); rmErr != nil && err == nil && !errors.Is(rmErr, fs.ErrNotExist) {
 			err = errors.Wrap(rmErr, "remove temporary file")
 		}
 		if errors.Is(err, fs.ErrExist) {
-			if isDir(p) {
+			if s.isDir(p) {
 				return errors.Wrapf(ErrKeyConflict, "localfs put %q: the key names a directory of other keys", key)
 			}
 			return errors.Wrapf(objstore.ErrAlreadyExists, "localfs put %q", key)
@@ -236,9 +243,9 @@ func (s *Store) place(ctx context.Context, tmp string, d *os.File, p, key string
 		if err != nil {
 			return opErr(err, "put", key)
 		}
-	} else if err := os.Rename(tmp, p); err != nil {
-		_ = os.Remove(tmp)
-		if isDir(p) {
+	} else if err := s.fs.Rename(tmp, p); err != nil {
+		_ = s.fs.Remove(tmp)
+		if s.isDir(p) {
 			return errors.Wrapf(ErrKeyConflict, "localfs put %q: the key names a directory of other keys", key)
 		}
 		return opErr(err, "put", key)
@@ -261,17 +268,17 @@ func (s *Store) mkdirAll(dir string) error {
 			return err
 		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := s.fs.Mkdir(dir, 0o755); err != nil {
 		if !errors.Is(err, fs.ErrExist) {
 			return errors.Wrapf(err, "create directory %q", dir)
 		}
-		if !isDir(dir) {
+		if !s.isDir(dir) {
 			return errors.Wrapf(syscall.ENOTDIR, "create directory %q: an object has that name", dir)
 		}
 	}
 	// Sync the parent even when the directory already existed: another
 	// writer may have created it and not yet synced its entry.
-	if err := syncDir(parent); err != nil {
+	if err := s.syncDir(parent); err != nil {
 		return err
 	}
 	s.durableDirs.Store(dir, struct{}{})
@@ -285,18 +292,13 @@ func (s *Store) forgetDirs(dir string) {
 	}
 }
 
-func isDir(p string) bool {
-	fi, err := os.Lstat(p)
+func (s *Store) isDir(p string) bool {
+	fi, err := s.fs.Lstat(p)
 	return err == nil && fi.IsDir()
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return errors.Wrapf(err, "open directory %q for fsync", dir)
-	}
-	err = d.Sync()
-	return errors.CombineErrors(errors.Wrapf(err, "fsync directory %q", dir), d.Close())
+func (s *Store) syncDir(dir string) error {
+	return errors.Wrapf(vfs.SyncDir(s.fs, dir), "fsync directory %q", dir)
 }
 
 // Get implements objstore.Store.
@@ -305,7 +307,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := vfs.ReadFile(s.fs, p)
 	if notFound(err) {
 		return nil, errors.Wrapf(objstore.ErrNotFound, "localfs get %q", key)
 	}
@@ -321,7 +323,7 @@ func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) 
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := s.fs.OpenFile(p, os.O_RDONLY, 0)
 	if notFound(err) {
 		return nil, errors.Wrapf(objstore.ErrNotFound, "localfs get range %q", key)
 	}
@@ -353,7 +355,7 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.ObjectInfo, erro
 	if err != nil {
 		return objstore.ObjectInfo{}, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := s.fs.Stat(p)
 	if notFound(err) || (err == nil && !fi.Mode().IsRegular()) {
 		return objstore.ObjectInfo{}, errors.Wrapf(objstore.ErrNotFound, "localfs stat %q", key)
 	}
@@ -370,7 +372,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	fi, err := os.Lstat(p)
+	fi, err := s.fs.Lstat(p)
 	if notFound(err) {
 		return nil
 	}
@@ -380,21 +382,21 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if fi.IsDir() {
 		return nil // a directory of other keys: there is no object "key"
 	}
-	if err := os.Remove(p); err != nil {
+	if err := s.fs.Remove(p); err != nil {
 		if notFound(err) {
 			return nil
 		}
 		return opErr(err, "delete", key)
 	}
 	dir := filepath.Dir(p)
-	if err := syncDir(dir); err != nil && !notFound(err) {
+	if err := s.syncDir(dir); err != nil && !notFound(err) {
 		return opErr(err, "delete", key)
 	}
 	// Remove directories the delete left empty. Forget them first, so a
 	// concurrent Put makes them again (see Put's retry).
 	for d := dir; d != s.root && strings.HasPrefix(d, s.root); d = filepath.Dir(d) {
 		s.durableDirs.Delete(d)
-		if os.Remove(d) != nil {
+		if s.fs.Remove(d) != nil {
 			break // not empty (or gone): stop here
 		}
 	}
@@ -413,7 +415,7 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, limit int) 
 	if limit <= 0 || limit > DefaultListLimit {
 		limit = DefaultListLimit
 	}
-	w := walker{ctx: ctx, root: s.root, prefix: prefix, startAfter: startAfter, want: limit + 1}
+	w := walker{ctx: ctx, fs: s.fs, root: s.root, prefix: prefix, startAfter: startAfter, want: limit + 1}
 	// Start in the deepest directory the prefix names completely.
 	startDir := prefix[:strings.LastIndexByte(prefix, '/')+1]
 	if err := w.walk(startDir); err != nil {
@@ -428,6 +430,7 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string, limit int) 
 
 type walker struct {
 	ctx                context.Context
+	fs                 vfs.FS
 	root               string
 	prefix, startAfter string
 	want               int
@@ -445,7 +448,7 @@ func (w *walker) walk(rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(filepath.Join(w.root, filepath.FromSlash(rel)))
+	entries, err := w.fs.ReadDir(filepath.Join(w.root, filepath.FromSlash(rel)))
 	if notFound(err) {
 		return nil // no such directory (or removed meanwhile): no keys
 	}

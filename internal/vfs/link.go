@@ -1,4 +1,4 @@
-package localfs
+package vfs
 
 import (
 	"io/fs"

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package localfs
+package vfs
 
 import "github.com/cockroachdb/errors"
 

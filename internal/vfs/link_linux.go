@@ -1,4 +1,4 @@
-package localfs
+package vfs
 
 import (
 	"golang.org/x/sys/unix"
