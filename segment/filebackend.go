@@ -146,35 +146,60 @@ func (s *fileSink) WriteSeal(ctx context.Context, info SealInfo, record []byte) 
 
 func (s *fileSink) Close() error { return s.f.Close() }
 
-// Recover implements Backend: fence, walk the block headers, validate the
-// last block whole, cut a torn tail, write the seal.
+// Recover implements Backend with RecoverSegment: create the fence file,
+// validate the blocks, cut a torn tail, make the file durable, write the
+// seal.
 func (b *FileBackend) Recover(ctx context.Context, ref Ref, epoch int64) (SealInfo, error) {
-	if info, err := b.readSeal(ctx, ref); err == nil {
-		return info, nil
-	} else if !errors.Is(err, objstore.ErrNotFound) {
-		return SealInfo{}, err
+	return RecoverSegment(ctx, fileRecovery{b}, ref, epoch)
+}
+
+// fileRecovery is the local backend's Recoverable. Its fence is a file
+// beside the segment, not a block slot: any fence ends the segment file
+// wherever its valid blocks end, so FindEnd only reports whether one is
+// there, and ReadTail finds the end.
+type fileRecovery struct{ b *FileBackend }
+
+func (r fileRecovery) ReadSeal(ctx context.Context, ref Ref) (SealInfo, bool, error) {
+	info, err := r.b.readSeal(ctx, ref)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, false, nil
 	}
+	return info, err == nil, err
+}
+
+func (r fileRecovery) FindEnd(ctx context.Context, ref Ref, from Tail) (Tail, error) {
+	fenced, err := r.b.fenced(ctx, ref)
+	if err != nil {
+		return Tail{}, err
+	}
+	from.Fenced = fenced
+	return from, nil
+}
+
+// Fence creates the fence file, create-only and durable. A fence file
+// that exists already (another recovery's) fences the segment as well.
+func (r fileRecovery) Fence(ctx context.Context, ref Ref, epoch int64, at Tail) (bool, error) {
 	fence := EncodeFence(FenceInfo{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: -1, Epoch: epoch})
-	err := b.small.Put(ctx, b.name(ref, ".fence"), fence, objstore.PutOptions{IfNotExists: true})
+	err := r.b.small.Put(ctx, r.b.name(ref, ".fence"), fence, objstore.PutOptions{IfNotExists: true})
 	if err != nil && !errors.Is(err, objstore.ErrAlreadyExists) {
-		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: fence", ref.SegmentID, ref.LogID)
+		return false, err
 	}
-	info, err := b.scanFile(ref, true)
-	if err != nil {
-		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d", ref.SegmentID, ref.LogID)
-	}
-	rec, err := EncodeSealInfo(ref.LogID, ref.SegmentID, epoch, info)
-	if err != nil {
-		return SealInfo{}, err
-	}
-	err = b.small.Put(ctx, b.name(ref, ".seal"), rec, objstore.PutOptions{IfNotExists: true})
+	return true, nil
+}
+
+// ReadTail validates every block of the segment file, cuts a torn tail
+// and fsyncs the file, so that the seal never counts a block that a crash
+// of this machine could still take away.
+func (r fileRecovery) ReadTail(ctx context.Context, ref Ref, at Tail) (SealInfo, error) {
+	return r.b.scanFile(ref, true)
+}
+
+func (r fileRecovery) WriteSeal(ctx context.Context, ref Ref, record []byte) (bool, error) {
+	err := r.b.small.Put(ctx, r.b.name(ref, ".seal"), record, objstore.PutOptions{IfNotExists: true})
 	if errors.Is(err, objstore.ErrAlreadyExists) {
-		return b.readSeal(ctx, ref)
+		return false, nil
 	}
-	if err != nil {
-		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: write seal", ref.SegmentID, ref.LogID)
-	}
-	return info, nil
+	return err == nil, err
 }
 
 // Scan implements Backend.
@@ -221,10 +246,14 @@ func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
 	if err != nil {
 		return info, errors.Wrapf(err, "scan %s", path)
 	}
-	if cut && off < st.Size() {
-		if err := f.Truncate(off); err != nil {
-			return info, errors.Wrapf(err, "cut torn tail of %s at %d", path, off)
+	if cut {
+		if off < st.Size() {
+			if err := f.Truncate(off); err != nil {
+				return info, errors.Wrapf(err, "cut torn tail of %s at %d", path, off)
+			}
 		}
+		// The writer may have died between a write and its fsync: what
+		// the seal counts must be on disk first.
 		if err := f.Sync(); err != nil {
 			return info, errors.Wrapf(err, "fsync %s", path)
 		}

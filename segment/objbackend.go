@@ -66,63 +66,56 @@ func (s *objectSink) Close() error { return nil }
 // larger than a block header, every fence is smaller.
 func isFenceSize(size int64) bool { return size < BlockHeaderSize }
 
-// Recover implements Backend: one listing (a page per 1000 blocks), one
-// create-only fence, one range read of the last block's header and one seal
-// write, whatever the block count.
+// Recover implements Backend with RecoverSegment: one listing (a page per
+// 1000 blocks), one create-only fence, one range read of the last block's
+// header and one seal write, whatever the block count. A fence that finds
+// its slot taken by a block that just landed costs one more listing, of
+// what follows that block.
 func (b *ObjectBackend) Recover(ctx context.Context, ref Ref, epoch int64) (SealInfo, error) {
-	sealKey := SealKey(b.root, ref.LogID, ref.SegmentID)
-	if info, err := b.readSeal(ctx, ref); err == nil {
-		return info, nil
-	} else if !errors.Is(err, objstore.ErrNotFound) {
-		return SealInfo{}, err
+	return RecoverSegment(ctx, objectRecovery{b}, ref, epoch)
+}
+
+// objectRecovery is the object backend's Recoverable.
+type objectRecovery struct{ b *ObjectBackend }
+
+func (r objectRecovery) ReadSeal(ctx context.Context, ref Ref) (SealInfo, bool, error) {
+	info, err := r.b.readSeal(ctx, ref)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return SealInfo{}, false, nil
 	}
-	prefix := SegmentPrefix(b.root, ref.LogID, ref.SegmentID) + blockNamePrefix
-	var (
-		next       int64 // first slot not known to hold a block
-		size       int64
-		startAfter string
-	)
-	for {
-		gap, err := b.scanBlocks(ctx, prefix, startAfter, &next, &size)
-		if err != nil {
-			return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: list blocks", ref.SegmentID, ref.LogID)
-		}
-		if gap == gapFence {
-			break
-		}
-		// Fence the first free slot. If a block landed there meanwhile, it
-		// belongs to the segment: count it and look further.
-		key := BlockKey(b.root, ref.LogID, ref.SegmentID, next)
-		fence := EncodeFence(FenceInfo{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: next, Epoch: epoch})
-		err = b.store.Put(ctx, key, fence, objstore.PutOptions{IfNotExists: true})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, objstore.ErrAlreadyExists) {
-			return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: fence slot %d", ref.SegmentID, ref.LogID, next)
-		}
-		startAfter = BlockKey(b.root, ref.LogID, ref.SegmentID, next-1)
-		if next == 0 {
-			startAfter = ""
-		}
-	}
-	info, err := b.lastEntry(ctx, ref, next, size)
-	if err != nil {
-		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d", ref.SegmentID, ref.LogID)
-	}
-	rec, err := EncodeSealInfo(ref.LogID, ref.SegmentID, epoch, info)
-	if err != nil {
-		return SealInfo{}, err
-	}
-	err = b.store.Put(ctx, sealKey, rec, objstore.PutOptions{IfNotExists: true})
+	return info, err == nil, err
+}
+
+func (r objectRecovery) FindEnd(ctx context.Context, ref Ref, from Tail) (Tail, error) {
+	return r.b.findEnd(ctx, ref, from)
+}
+
+// Fence creates a fence object in slot at.Blocks, create-only. A slot taken
+// by a block that landed meanwhile, or by another recovery's fence, is not
+// held; FindEnd tells which.
+func (r objectRecovery) Fence(ctx context.Context, ref Ref, epoch int64, at Tail) (bool, error) {
+	key := BlockKey(r.b.root, ref.LogID, ref.SegmentID, at.Blocks)
+	fence := EncodeFence(FenceInfo{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: at.Blocks, Epoch: epoch})
+	err := r.b.store.Put(ctx, key, fence, objstore.PutOptions{IfNotExists: true})
 	if errors.Is(err, objstore.ErrAlreadyExists) {
-		// A concurrent recovery sealed it first; its seal stands.
-		return b.readSeal(ctx, ref)
+		return false, nil
 	}
 	if err != nil {
-		return SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: write seal", ref.SegmentID, ref.LogID)
+		return false, errors.Wrapf(err, "fence slot %d", at.Blocks)
 	}
-	return info, nil
+	return true, nil
+}
+
+func (r objectRecovery) ReadTail(ctx context.Context, ref Ref, at Tail) (SealInfo, error) {
+	return r.b.lastEntry(ctx, ref, at.Blocks, at.Bytes)
+}
+
+func (r objectRecovery) WriteSeal(ctx context.Context, ref Ref, record []byte) (bool, error) {
+	err := r.b.store.Put(ctx, SealKey(r.b.root, ref.LogID, ref.SegmentID), record, objstore.PutOptions{IfNotExists: true})
+	if errors.Is(err, objstore.ErrAlreadyExists) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // lastEntry completes a SealInfo for blocks 0..blocks-1 by reading the
@@ -152,49 +145,65 @@ func (b *ObjectBackend) Scan(ctx context.Context, ref Ref) (SealInfo, error) {
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return SealInfo{}, err
 	}
-	var next, size int64
-	prefix := SegmentPrefix(b.root, ref.LogID, ref.SegmentID) + blockNamePrefix
-	if _, err := b.scanBlocks(ctx, prefix, "", &next, &size); err != nil {
+	tail, err := b.findEnd(ctx, ref, Tail{})
+	if err != nil {
 		return SealInfo{}, errors.Wrapf(err, "scan segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
-	return b.lastEntry(ctx, ref, next, size)
+	return b.lastEntry(ctx, ref, tail.Blocks, tail.Bytes)
 }
 
-type gapKind int
-
-const (
-	gapMissing gapKind = iota // the slot is free
-	gapFence                  // the slot holds a fence
-)
-
-// scanBlocks lists block keys after startAfter and advances next over the
-// contiguous run of blocks, adding their sizes. It stops at the first free
-// slot or fence.
-func (b *ObjectBackend) scanBlocks(ctx context.Context, prefix, startAfter string, next, size *int64) (gapKind, error) {
+// findEnd lists the segment's block keys after from's last block and
+// extends from over the contiguous run of blocks that follows. It stops at
+// the first free slot or fence: one listing call per 1000 keys it reads.
+func (b *ObjectBackend) findEnd(ctx context.Context, ref Ref, from Tail) (Tail, error) {
+	segPrefix := SegmentPrefix(b.root, ref.LogID, ref.SegmentID)
+	prefix := segPrefix + blockNamePrefix
+	startAfter := ""
+	if from.Blocks > 0 {
+		startAfter = BlockKey(b.root, ref.LogID, ref.SegmentID, from.Blocks-1)
+	}
+	tail := from
 	for {
 		page, err := b.store.List(ctx, prefix, startAfter, 0)
 		if err != nil {
-			return 0, err
+			return Tail{}, errors.Wrap(err, "list blocks")
 		}
+		slots := make([]listedSlot, 0, len(page.Objects))
 		for _, obj := range page.Objects {
-			no, ok := ParseBlockName(strings.TrimPrefix(obj.Key, prefix[:len(prefix)-len(blockNamePrefix)]))
-			if !ok {
-				continue
+			if no, ok := ParseBlockName(strings.TrimPrefix(obj.Key, segPrefix)); ok {
+				slots = append(slots, listedSlot{no: no, size: obj.Size})
 			}
-			if no != *next {
-				return gapMissing, nil
-			}
-			if isFenceSize(obj.Size) {
-				return gapFence, nil
-			}
-			*next++
-			*size += obj.Size
 		}
-		if !page.More || len(page.Objects) == 0 {
-			return gapMissing, nil
+		var stop bool
+		if tail, stop = extendRun(tail, slots); stop || !page.More || len(page.Objects) == 0 {
+			return tail, nil
 		}
 		startAfter = page.Objects[len(page.Objects)-1].Key
 	}
+}
+
+// listedSlot is a block slot an object listing showed: a block, or a fence
+// when its size says so (isFenceSize).
+type listedSlot struct{ no, size int64 }
+
+// extendRun extends tail over listed, the slots a listing showed after
+// tail's last block, in slot order: each block in the next slot adds to the
+// run. It stops (stop set) at the first free slot, or at a fence in the next
+// slot, which ends the segment (Fenced set). Blocks after a gap do not
+// count: acknowledgements go in order, so none of them was acknowledged.
+func extendRun(tail Tail, listed []listedSlot) (_ Tail, stop bool) {
+	for _, s := range listed {
+		if s.no != tail.Blocks {
+			return tail, true
+		}
+		if isFenceSize(s.size) {
+			tail.Fenced = true
+			return tail, true
+		}
+		tail.Blocks++
+		tail.Bytes += s.size
+	}
+	return tail, false
 }
 
 func (b *ObjectBackend) readSeal(ctx context.Context, ref Ref) (SealInfo, error) {
