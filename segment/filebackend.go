@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/localfs"
+	"github.com/woodpecker-wal/woodpecker/internal/vfs"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
@@ -22,23 +24,39 @@ import (
 //
 // Fencing across processes uses a fence file beside the segment: recovery
 // creates it (create-only, durable) before it reads the segment, and a
-// writer checks for it after each fsync and before it acknowledges. Layout:
+// writer checks for it after each fsync and before it acknowledges.
+//
+// A failed write or fsync breaks the segment's sink for good (the
+// PostgreSQL "fsyncgate" lesson): after a failed fsync the kernel may have
+// dropped the data while a later fsync succeeds, so nothing written since
+// the last good fsync is ever acknowledged, and no write or fsync is
+// retried on that file. The next writer's recovery reads the file from disk
+// and seals what it finds there. Layout:
 //
 //	<dir>/<logID>/<segmentID, 19 digits>.seg     the blocks
 //	<dir>/<logID>/<segmentID, 19 digits>.fence   present once a newer writer fenced the segment
 //	<dir>/<logID>/<segmentID, 19 digits>.seal    the seal record
 type FileBackend struct {
 	dir   string
+	fs    vfs.FS
 	small *localfs.Store // fence and seal files: create-only and durable
+	// logDirs holds the log directories known to be durable in dir.
+	logDirs sync.Map
 }
 
 // NewFileBackend keeps segments under dir, creating it when missing.
 func NewFileBackend(ctx context.Context, dir string) (*FileBackend, error) {
-	small, err := localfs.Open(ctx, localfs.Config{Dir: dir, CreateDir: true})
+	return NewFileBackendFS(ctx, vfs.Default, dir)
+}
+
+// NewFileBackendFS is NewFileBackend on file system fsys: every file
+// operation of the backend, its writers and its readers goes through fsys.
+func NewFileBackendFS(ctx context.Context, fsys vfs.FS, dir string) (*FileBackend, error) {
+	small, err := localfs.Open(ctx, localfs.Config{Dir: dir, CreateDir: true, FS: fsys})
 	if err != nil {
 		return nil, err
 	}
-	return &FileBackend{dir: small.Root(), small: small}, nil
+	return &FileBackend{dir: small.Root(), fs: fsys, small: small}, nil
 }
 
 // Store returns the local store holding the backend's files, keyed
@@ -64,7 +82,7 @@ func (b *FileBackend) segPath(ref Ref) string {
 // every fsync, so it is a bare stat: the usual answer, "no fence", must not
 // cost an error value with a stack trace.
 func (b *FileBackend) fenced(ctx context.Context, ref Ref) (bool, error) {
-	_, err := os.Stat(filepath.Join(b.dir, filepath.FromSlash(b.name(ref, ".fence"))))
+	_, err := b.fs.Stat(filepath.Join(b.dir, filepath.FromSlash(b.name(ref, ".fence"))))
 	switch {
 	case err == nil:
 		return true, nil
@@ -79,42 +97,54 @@ func (b *FileBackend) fenced(ctx context.Context, ref Ref) (bool, error) {
 func (b *FileBackend) CreateSink(ctx context.Context, ref Ref, epoch int64) (Sink, error) {
 	path := b.segPath(ref)
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, errors.Wrapf(err, "create directory %s", dir)
+	if err := b.makeLogDir(dir); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := b.fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		return nil, errors.Wrapf(walerr.ErrFenced, "segment file %s exists already", path)
 	}
 	if err != nil {
 		return nil, errors.Wrapf(err, "create segment file %s", path)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := vfs.SyncDir(b.fs, dir); err != nil {
 		_ = f.Close()
-		return nil, err
+		return nil, errors.Wrapf(err, "fsync directory %s", dir)
 	}
 	return &fileSink{b: b, ref: ref, f: f}, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return errors.Wrapf(err, "open directory %s", dir)
+// makeLogDir creates the log directory dir, durably: its entry in the
+// backend's directory is fsynced once per process, even when it existed
+// (another process may have made it and not yet fsynced it).
+func (b *FileBackend) makeLogDir(dir string) error {
+	if _, ok := b.logDirs.Load(dir); ok {
+		return nil
 	}
-	defer d.Close()
-	return errors.Wrapf(d.Sync(), "fsync directory %s", dir)
+	if err := b.fs.MkdirAll(dir, 0o755); err != nil {
+		return errors.Wrapf(err, "create directory %s", dir)
+	}
+	if err := vfs.SyncDir(b.fs, b.dir); err != nil {
+		return errors.Wrapf(err, "fsync directory %s", b.dir)
+	}
+	b.logDirs.Store(dir, struct{}{})
+	return nil
 }
 
+// fileSink appends a segment's blocks to its file. The writer calls it
+// from one goroutine at a time (the backend's Parallel is 1).
 type fileSink struct {
 	b      *FileBackend
 	ref    Ref
-	f      *os.File
+	f      vfs.File
 	off    int64
-	broken error
+	broken error // set by the first failure; every later call returns it
 }
 
 // WriteBlock appends and fsyncs the block, then checks the fence. A failed
-// write or fsync breaks the sink for good: what reached the disk is unknown.
+// write or fsync breaks the sink for good: what reached the disk is unknown,
+// and a later fsync's success would prove nothing about it. The error is
+// marked walerr.ErrUnknownOutcome, which the writer never retries.
 func (s *fileSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) error {
 	if s.broken != nil {
 		return s.broken
@@ -140,7 +170,12 @@ func (s *fileSink) WriteBlock(ctx context.Context, blockNo int64, block []byte) 
 	return nil
 }
 
+// WriteSeal writes the seal file, unless the sink is broken: a seal must
+// not count blocks whose fsync failed.
 func (s *fileSink) WriteSeal(ctx context.Context, info SealInfo, record []byte) error {
+	if s.broken != nil {
+		return s.broken
+	}
 	return createOnce(ctx, s.b.small, s.b.name(s.ref, ".seal"), record)
 }
 
@@ -221,7 +256,7 @@ func (b *FileBackend) scanFile(ref Ref, cut bool) (SealInfo, error) {
 	if cut {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := b.fs.OpenFile(path, flag, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return info, nil // the writer died before its first block
 	}
@@ -286,7 +321,7 @@ func (b *FileBackend) OpenCursor(ref Ref) Cursor {
 type fileCursor struct {
 	b     *FileBackend
 	ref   Ref
-	f     *os.File
+	f     vfs.File
 	off   int64
 	next  int64
 	limit int64
@@ -312,7 +347,7 @@ func (c *fileCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) {
 		return BlockHeader{}, nil, ErrNoBlockYet
 	}
 	if c.f == nil {
-		f, err := os.Open(c.b.segPath(c.ref))
+		f, err := c.b.fs.OpenFile(c.b.segPath(c.ref), os.O_RDONLY, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			return notYet("segment file is missing")
 		}
