@@ -208,7 +208,7 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 	results := make(chan result, len(s.replicas))
 	for i, r := range s.replicas {
 		req := &quorumpb.AddBlockRequest{Segment: pbSegment(s.ref, s.epoch), BlockNo: blockNo, Block: block,
-			Lac: s.lac.get(), Uploaded: uploaded, Uploader: i == 0}
+			Lac: s.lac.get(), Uploaded: uploaded, Uploader: i == 0, CreatedRevision: s.p.Revision}
 		s.stragglers.Add(1)
 		go func() {
 			defer s.stragglers.Done()
@@ -516,13 +516,6 @@ func (c *cursor) Close() error          { return c.inner.Close() }
 func (c *cursor) UseGeneration(gen int64) {
 	if g, ok := c.inner.(segment.GenerationCursor); ok {
 		g.UseGeneration(gen)
-	}
-}
-
-// SetPrefetch forwards to the object cursor.
-func (c *cursor) SetPrefetch(blocks int) {
-	if p, ok := c.inner.(segment.PrefetchCursor); ok {
-		p.SetPrefetch(blocks)
 	}
 }
 
