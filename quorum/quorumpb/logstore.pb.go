@@ -100,9 +100,15 @@ type AddBlockRequest struct {
 	// blocks at or below it are in object storage and may be dropped.
 	Uploaded int64 `protobuf:"varint,5,opt,name=uploaded,proto3" json:"uploaded,omitempty"`
 	// uploader is set on the replica that uploads the segment's blocks.
-	Uploader      bool `protobuf:"varint,6,opt,name=uploader,proto3" json:"uploader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Uploader bool `protobuf:"varint,6,opt,name=uploader,proto3" json:"uploader,omitempty"`
+	// created_revision is the etcd revision at which the segment was
+	// created (0: not known). A replica that registered after it and holds
+	// nothing of the segment refuses the block (DATA_LOSS, "segment_lost"):
+	// a restart may have cost it the segment's fence, so taking blocks
+	// could let a fenced writer reach a quorum.
+	CreatedRevision int64 `protobuf:"varint,7,opt,name=created_revision,json=createdRevision,proto3" json:"created_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AddBlockRequest) Reset() {
@@ -175,6 +181,13 @@ func (x *AddBlockRequest) GetUploader() bool {
 		return x.Uploader
 	}
 	return false
+}
+
+func (x *AddBlockRequest) GetCreatedRevision() int64 {
+	if x != nil {
+		return x.CreatedRevision
+	}
+	return 0
 }
 
 type AddBlockResponse struct {
@@ -281,8 +294,10 @@ func (x *FenceRequest) GetCreatedRevision() int64 {
 type FenceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// known is false when the replica cannot vouch for the segment: it
-	// started after the segment was created and holds nothing of it, so it
-	// may have lost blocks in a restart.
+	// registered after the segment was created, so it may have lost blocks
+	// in a restart. That holds even when it lists blocks (it may have taken
+	// later blocks after losing earlier ones); the blocks it lists are
+	// still real copies.
 	Known bool `protobuf:"varint,1,opt,name=known,proto3" json:"known,omitempty"`
 	// blocks lists the block numbers the replica holds, ascending.
 	Blocks []int64 `protobuf:"varint,2,rep,packed,name=blocks,proto3" json:"blocks,omitempty"`
@@ -693,14 +708,15 @@ const file_quorum_quorumpb_logstore_proto_rawDesc = "" +
 	"\x06log_id\x18\x01 \x01(\x03R\x05logId\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x02 \x01(\x03R\tsegmentId\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xc7\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xf2\x01\n" +
 	"\x0fAddBlockRequest\x129\n" +
 	"\asegment\x18\x01 \x01(\v2\x1f.woodpecker.logstore.v1.SegmentR\asegment\x12\x19\n" +
 	"\bblock_no\x18\x02 \x01(\x03R\ablockNo\x12\x14\n" +
 	"\x05block\x18\x03 \x01(\fR\x05block\x12\x10\n" +
 	"\x03lac\x18\x04 \x01(\x03R\x03lac\x12\x1a\n" +
 	"\buploaded\x18\x05 \x01(\x03R\buploaded\x12\x1a\n" +
-	"\buploader\x18\x06 \x01(\bR\buploader\".\n" +
+	"\buploader\x18\x06 \x01(\bR\buploader\x12)\n" +
+	"\x10created_revision\x18\a \x01(\x03R\x0fcreatedRevision\".\n" +
 	"\x10AddBlockResponse\x12\x1a\n" +
 	"\buploaded\x18\x01 \x01(\x03R\buploaded\"t\n" +
 	"\fFenceRequest\x129\n" +

@@ -43,7 +43,11 @@ type LogStoreClient interface {
 	// FAILED_PRECONDITION with reason "fenced" when the segment was fenced;
 	// INVALID_ARGUMENT when the block fails validation or does not belong
 	// to the segment; RESOURCE_EXHAUSTED when the replica's byte budget is
-	// full (retry later).
+	// full (retry later); DATA_LOSS with reason "segment_lost" when the
+	// replica restarted after the segment was created (created_revision)
+	// and holds nothing of it: it may have lost blocks and a fence, so it
+	// takes no part in the segment any more (the other two carry it).
+	// Reasons are google.rpc.ErrorInfo details of the status.
 	AddBlock(ctx context.Context, in *AddBlockRequest, opts ...grpc.CallOption) (*AddBlockResponse, error)
 	// Fence stops the segment from taking more blocks and reports what the
 	// replica holds of it. Idempotent.
@@ -52,8 +56,13 @@ type LogStoreClient interface {
 	ReadBlock(ctx context.Context, in *ReadBlockRequest, opts ...grpc.CallOption) (*ReadBlockResponse, error)
 	// Status reports what the replica holds of a segment without fencing it.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*FenceResponse, error)
-	// Flush waits until the uploader has uploaded every block up to
-	// through_block (or the deadline passes), and reports the watermark.
+	// Flush uploads every block up to through_block that the replica holds
+	// (whether or not it is the uploader: create-only puts of the same
+	// bytes, so racing uploaders store one copy) and returns the upload
+	// watermark once it reaches through_block. It returns earlier, with the
+	// lower watermark, when the replica lacks the next block and object
+	// storage does not hold it either: the caller copies that block from
+	// another replica.
 	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error)
 	// Release drops everything the replica holds of a sealed segment.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
@@ -138,7 +147,11 @@ type LogStoreServer interface {
 	// FAILED_PRECONDITION with reason "fenced" when the segment was fenced;
 	// INVALID_ARGUMENT when the block fails validation or does not belong
 	// to the segment; RESOURCE_EXHAUSTED when the replica's byte budget is
-	// full (retry later).
+	// full (retry later); DATA_LOSS with reason "segment_lost" when the
+	// replica restarted after the segment was created (created_revision)
+	// and holds nothing of it: it may have lost blocks and a fence, so it
+	// takes no part in the segment any more (the other two carry it).
+	// Reasons are google.rpc.ErrorInfo details of the status.
 	AddBlock(context.Context, *AddBlockRequest) (*AddBlockResponse, error)
 	// Fence stops the segment from taking more blocks and reports what the
 	// replica holds of it. Idempotent.
@@ -147,8 +160,13 @@ type LogStoreServer interface {
 	ReadBlock(context.Context, *ReadBlockRequest) (*ReadBlockResponse, error)
 	// Status reports what the replica holds of a segment without fencing it.
 	Status(context.Context, *StatusRequest) (*FenceResponse, error)
-	// Flush waits until the uploader has uploaded every block up to
-	// through_block (or the deadline passes), and reports the watermark.
+	// Flush uploads every block up to through_block that the replica holds
+	// (whether or not it is the uploader: create-only puts of the same
+	// bytes, so racing uploaders store one copy) and returns the upload
+	// watermark once it reaches through_block. It returns earlier, with the
+	// lower watermark, when the replica lacks the next block and object
+	// storage does not hold it either: the caller copies that block from
+	// another replica.
 	Flush(context.Context, *FlushRequest) (*FlushResponse, error)
 	// Release drops everything the replica holds of a sealed segment.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
