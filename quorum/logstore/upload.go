@@ -1,0 +1,228 @@
+package logstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/cockroachdb/errors"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
+	"github.com/woodpecker-wal/woodpecker/segment"
+)
+
+// Uploads. A segment's blocks are uploaded in block order, from the block
+// after the watermark, by one goroutine per segment that has work: the
+// segment's uploader replica uploads every block it is sent (until the
+// segment is fenced), any replica uploads up to what a Flush asks for.
+// The goroutine ends when the next block is not held here; an add or a
+// Flush starts it again. Puts across segments share Config.UploadParallel
+// slots.
+
+// wantsUploadLocked reports whether the segment's next block should be
+// uploaded. Requires s.mu.
+func (s *Server) wantsUploadLocked(st *segState) bool {
+	if st.released || st.putErr != nil {
+		return false
+	}
+	return (st.uploader && !st.fenced) || st.uploaded+1 <= st.flushTo
+}
+
+// startUploadLocked starts the segment's upload goroutine when there is
+// work and none runs. Requires s.mu.
+func (s *Server) startUploadLocked(st *segState) {
+	if st.uploading || s.closed || !s.wantsUploadLocked(st) {
+		return
+	}
+	if _, ok := st.blocks[st.uploaded+1]; !ok {
+		return
+	}
+	st.uploading = true
+	s.uploads.Add(1)
+	go s.uploadLoop(st)
+}
+
+// uploadLoop uploads the segment's blocks from the one after the
+// watermark for as long as they are held and wanted.
+func (s *Server) uploadLoop(st *segState) {
+	defer s.uploads.Done()
+	for {
+		s.mu.Lock()
+		next := st.uploaded + 1
+		data, ok := st.blocks[next]
+		if !ok || s.closed || !s.wantsUploadLocked(st) {
+			st.uploading = false
+			st.notifyLocked()
+			s.mu.Unlock()
+			return
+		}
+		ctx := st.ctx
+		s.mu.Unlock()
+
+		err := s.put(ctx, st.key, next, data)
+
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			if next > st.uploaded {
+				st.uploaded = next
+				s.dropLocked(st)
+				st.notifyLocked()
+			}
+		case errors.Is(err, walerr.ErrFenced):
+			// The slot holds a fence or another writer's block: a recovery
+			// owns the segment now.
+			st.putErr = err
+			st.fenced = true
+			s.log.Warn("upload stopped: object storage holds other data in the block's slot; segment fenced",
+				zap.Int64("log", st.key.log), zap.Int64("segment", st.key.seg), zap.Int64("block", next), zap.Error(err))
+		}
+		// Otherwise the segment was released or the server closed: the
+		// next turn ends the loop.
+		s.mu.Unlock()
+	}
+}
+
+// put uploads block n of segment k, create-only, retrying failures with
+// backoff until it succeeds, the slot turns out to hold other data
+// (walerr.ErrFenced), or ctx ends.
+func (s *Server) put(ctx context.Context, k segKey, n int64, data []byte) error {
+	wait := s.cfg.UploadBackoffMin
+	for attempt := 1; ; attempt++ {
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		start := time.Now()
+		actx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout)
+		err := segment.UploadBlock(actx, s.cfg.Store, s.cfg.Root, k.ref(), n, data)
+		cancel()
+		<-s.slots
+		switch {
+		case err == nil:
+			s.m.uploads.WithLabelValues(uploadOK).Inc()
+			s.m.uploadSeconds.Observe(time.Since(start).Seconds())
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, walerr.ErrFenced):
+			s.m.uploads.WithLabelValues(uploadFailed).Inc()
+			return err
+		}
+		s.m.uploads.WithLabelValues(uploadRetry).Inc()
+		if attempt == 1 || attempt%10 == 0 {
+			s.log.Warn("upload failed; retrying", zap.Int64("log", k.log), zap.Int64("segment", k.seg),
+				zap.Int64("block", n), zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		wait = min(2*wait, s.cfg.UploadBackoffMax)
+	}
+}
+
+// slotContent is what object storage holds in a block's slot.
+type slotContent int
+
+const (
+	slotEmpty slotContent = iota
+	slotBlock
+	slotFence
+)
+
+// probe says what object storage holds in the slot of block n of k.
+func (s *Server) probe(ctx context.Context, k segKey, n int64) (slotContent, error) {
+	info, err := s.cfg.Store.Stat(ctx, segment.BlockKey(s.cfg.Root, k.log, k.seg, n))
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return slotEmpty, nil
+	case err != nil:
+		return slotEmpty, err
+	case info.Size < segment.BlockHeaderSize: // fences are smaller than any block
+		return slotFence, nil
+	}
+	return slotBlock, nil
+}
+
+// Flush implements quorumpb.LogStoreServer: it uploads the blocks this
+// replica holds up to through_block, in order, whether or not it is the
+// segment's uploader, and returns the watermark once it reaches
+// through_block. When the replica lacks the next block it looks in object
+// storage (another replica or the writer may have uploaded it) and goes
+// on; when object storage lacks it too, Flush returns the lower watermark
+// at once: the caller copies that block from a replica that holds it. A
+// replica that holds nothing of the segment answers -1.
+//
+// Errors: FAILED_PRECONDITION (ReasonFenced) when object storage holds a
+// fence (or other data) where the next block belongs; UNAVAILABLE when
+// object storage cannot be asked or the server closes; the context's end.
+func (s *Server) Flush(ctx context.Context, req *quorumpb.FlushRequest) (*quorumpb.FlushResponse, error) {
+	k, err := s.begin(req)
+	if err != nil {
+		return nil, err
+	}
+	through := req.GetThroughBlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.segLocked(k, false)
+	if st == nil {
+		return &quorumpb.FlushResponse{Uploaded: -1}, nil
+	}
+	probed := int64(-2) // the block whose slot was found empty
+	for {
+		switch {
+		case st.uploaded >= through, st.released:
+			return &quorumpb.FlushResponse{Uploaded: st.uploaded}, nil
+		case s.closed:
+			return nil, s.refuse(codes.Unavailable, "", "logstore %s is shutting down", s.cfg.NodeID)
+		case st.putErr != nil:
+			return nil, s.refuse(codes.FailedPrecondition, ReasonFenced, "log %d segment %d: upload of block %d: %v",
+				k.log, k.seg, st.uploaded+1, st.putErr)
+		}
+		st.flushTo = max(st.flushTo, through)
+		s.startUploadLocked(st)
+		if !st.uploading { // the next block is not held here
+			next := st.uploaded + 1
+			if probed == next {
+				return &quorumpb.FlushResponse{Uploaded: st.uploaded}, nil
+			}
+			probed = next
+			s.mu.Unlock()
+			slot, err := s.probe(ctx, k, next)
+			s.mu.Lock()
+			switch {
+			case ctx.Err() != nil:
+				return nil, ctxStatus(ctx.Err())
+			case err != nil:
+				return nil, s.refuse(codes.Unavailable, "", "log %d segment %d: look for block %d in object storage: %v",
+					k.log, k.seg, next, err)
+			case slot == slotFence:
+				st.fenced = true
+				return nil, s.refuse(codes.FailedPrecondition, ReasonFenced,
+					"log %d segment %d: object storage holds a fence in the slot of block %d", k.log, k.seg, next)
+			case slot == slotBlock && next > st.uploaded:
+				st.uploaded = next
+				s.dropLocked(st)
+				st.notifyLocked()
+			}
+			continue
+		}
+		changed := st.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+			s.mu.Lock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			return nil, ctxStatus(ctx.Err())
+		}
+	}
+}
