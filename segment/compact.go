@@ -618,7 +618,7 @@ func (c *objectCursor) fetchLayoutObject(ctx context.Context, i int) ([]byte, er
 // most two objects of the layout are in memory.
 func (c *objectCursor) prefetchLayoutObject(i int) {
 	lay := c.lay
-	if c.b.prefetch <= 1 || i >= len(lay.l.Objects) {
+	if c.prefetch <= 1 || i >= len(lay.l.Objects) {
 		return
 	}
 	key := SegmentPrefix(c.b.root, c.ref.LogID, c.ref.SegmentID) + lay.l.Objects[i].Name

@@ -134,6 +134,7 @@ func readLayout(t *testing.T, be *ObjectBackend, gen, blocks int64) []string {
 	t.Helper()
 	c := be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
 	defer c.Close()
+	c.(PrefetchCursor).SetPrefetch(4)
 	c.SetLimit(blocks)
 	c.(GenerationCursor).UseGeneration(gen)
 	var out []string
@@ -258,10 +259,11 @@ func TestCursorMovesToTheNewLayout(t *testing.T) {
 			r := newRig(t, testConfig())
 			blocks, sizes := sealedSegment(t, r, 30, func(int) int { return 60 })
 			want := readLayout(t, r.be, 0, blocks)
-			be := NewObjectBackend(r.store, "root", 1, prefetch)
+			be := NewObjectBackend(r.store, "root", 1)
 			ctx := context.Background()
 			c := be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
 			defer c.Close()
+			c.(PrefetchCursor).SetPrefetch(prefetch)
 			c.SetLimit(blocks)
 			var got []string
 			read := func(n int) {
@@ -312,6 +314,7 @@ func TestCursorReportsMissingObjects(t *testing.T) {
 	}
 	c := r.be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
 	defer c.Close()
+	c.(PrefetchCursor).SetPrefetch(4)
 	c.SetLimit(blocks)
 	for i := range 3 {
 		_, _, err := c.Next(ctx)

@@ -19,14 +19,13 @@ type ObjectBackend struct {
 	store    objstore.Store
 	root     string
 	parallel int
-	prefetch int
 }
 
 // NewObjectBackend stores segments in store under root. parallel bounds a
-// writer's concurrent uploads; prefetch bounds a reader's concurrent block
-// reads of a sealed segment.
-func NewObjectBackend(store objstore.Store, root string, parallel, prefetch int) *ObjectBackend {
-	return &ObjectBackend{store: store, root: root, parallel: max(parallel, 1), prefetch: max(prefetch, 1)}
+// writer's concurrent uploads and compaction's concurrent reads. How many
+// blocks a reader reads ahead is the reader's setting (PrefetchCursor).
+func NewObjectBackend(store objstore.Store, root string, parallel int) *ObjectBackend {
+	return &ObjectBackend{store: store, root: root, parallel: max(parallel, 1)}
 }
 
 // Parallel implements Backend.
@@ -232,6 +231,8 @@ type objectCursor struct {
 	limit int64        // block count of a sealed segment, -1 while unknown
 	gen   int64        // layout generation read (compact.go); 0: the writer's blocks
 	lay   *layoutState // position in a layout of generation > 0
+	// prefetch is how many blocks to keep in flight (SetPrefetch).
+	prefetch int
 
 	mu       sync.Mutex
 	ahead    []*fetch // fetches for next, next+1, ...
@@ -264,7 +265,7 @@ func (c *objectCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) 
 	}
 	var data []byte
 	var err error
-	if c.limit >= 0 && c.b.prefetch > 1 {
+	if c.limit >= 0 && c.prefetch > 1 {
 		data, err = c.prefetched(ctx)
 	} else {
 		data, err = c.b.store.Get(ctx, BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next))
@@ -308,7 +309,7 @@ func (c *objectCursor) prefetched(ctx context.Context) ([]byte, error) {
 	if c.fetchCtx == nil {
 		c.fetchCtx, c.cancel = context.WithCancel(context.Background())
 	}
-	for n := int64(len(c.ahead)); n < int64(c.b.prefetch) && c.next+n < c.limit; n++ {
+	for n := int64(len(c.ahead)); n < int64(c.prefetch) && c.next+n < c.limit; n++ {
 		f := &fetch{done: make(chan struct{})}
 		key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next+n)
 		c.ahead = append(c.ahead, f)

@@ -68,7 +68,7 @@ type rig struct {
 func newRig(t *testing.T, cfg WriterConfig) *rig {
 	t.Helper()
 	r := &rig{store: memstore.New(), meta: &fakeMeta{}}
-	r.be = NewObjectBackend(r.store, "root", cfg.MaxInflight, 4)
+	r.be = NewObjectBackend(r.store, "root", cfg.MaxInflight)
 	r.w = NewWriter(cfg, r.be, r.meta, nil)
 	t.Cleanup(func() {
 		r.store.ClearRules()

@@ -162,7 +162,7 @@ func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
 		}
 		c.logger.Warn("object store ignores create-only writes: writers are fenced by etcd only", zap.Error(err))
 	}
-	c.backend = segment.NewObjectBackend(store, "", c.cfg.Writer.MaxInflightUploads, c.cfg.Reader.PrefetchBlocks)
+	c.backend = segment.NewObjectBackend(store, "", c.cfg.Writer.MaxInflightUploads)
 	return nil
 }
 

@@ -352,6 +352,9 @@ func (r *Reader) openSegment(ctx context.Context) bool {
 		r.curSeg = sm
 		r.pos.want(sm.ID)
 		r.cur = r.log.c.backend.OpenCursor(segment.Ref{LogID: sm.LogID, SegmentID: sm.ID})
+		if pc, ok := r.cur.(segment.PrefetchCursor); ok {
+			pc.SetPrefetch(r.log.c.cfg.Reader.PrefetchBlocks)
+		}
 		if sm.State == meta.SegmentSealed {
 			r.cur.SetLimit(sm.Blocks)
 			if gc, ok := r.cur.(segment.GenerationCursor); ok && sm.Generation > 0 {

@@ -218,7 +218,7 @@ func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 	if o.wrap != nil {
 		e.store = o.wrap(e.store)
 	}
-	e.backend = segment.NewObjectBackend(e.rawStore, "", cfg.Writer.MaxInflightUploads, cfg.Reader.PrefetchBlocks)
+	e.backend = segment.NewObjectBackend(e.rawStore, "", cfg.Writer.MaxInflightUploads)
 	return nil
 }
 

@@ -64,7 +64,7 @@ func newEnv(t *testing.T, tweak func(*options.Config)) *env {
 	e.bucket = testenv.NewBucket(t, e.s3)
 	e.store = openStore(t, e.s3, e.bucket)
 	e.meta = meta.New(e.etcd, e.root)
-	e.backend = segment.NewObjectBackend(e.store, "", 4, 4)
+	e.backend = segment.NewObjectBackend(e.store, "", 4)
 	e.client = e.newClient(t, e.etcd, tweak)
 	return e
 }

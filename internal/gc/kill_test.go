@@ -57,7 +57,7 @@ func TestGCChild(t *testing.T) {
 	}
 	defer cli.Close()
 	store := openStore(t, spec.S3, spec.Bucket)
-	e := &env{meta: meta.New(cli, spec.Root), backend: segment.NewObjectBackend(store, "", 4, 4)}
+	e := &env{meta: meta.New(cli, spec.Root), backend: segment.NewObjectBackend(store, "", 4)}
 	e.clock.Set(spec.Offset)
 	steps := 0
 	col := e.collector(t, func(c *gc.Config) {
