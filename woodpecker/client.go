@@ -22,6 +22,7 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
@@ -62,7 +63,7 @@ type Client struct {
 	metrics Metrics // nil: measure nothing (metrics.go)
 
 	ownEtcd   *clientv3.Client
-	ownStore  closableStore
+	storage   *storage.Storage
 	weakFence error    // set when the store cannot fence and config requires it
 	gc        gcRunner // garbage collection (retention.go)
 
@@ -134,23 +135,19 @@ func etcdTLS(t options.EtcdTLS) (*tls.Config, error) {
 }
 
 func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
-	store := o.store
-	if store == nil && c.cfg.Storage.Type == options.StorageLocal {
-		b, err := segment.NewFileBackend(ctx, c.cfg.Storage.RootPath)
-		if err != nil {
-			return errors.Wrap(err, "open local storage: check storage.rootPath")
-		}
-		c.backend = b
-		return nil
+	var opts []storage.Option
+	if o.store != nil {
+		opts = append(opts, storage.WithStore(o.store))
 	}
-	if store == nil {
-		own, err := openObjectStore(ctx, c.cfg.Storage)
-		if err != nil {
-			return err
-		}
-		c.ownStore, store = own, own
+	st, err := storage.Open(ctx, c.cfg, opts...)
+	if err != nil {
+		return err
 	}
-	if err := objstore.ProbeConditionalWrite(ctx, store); err != nil {
+	c.storage, c.backend = st, st.Backend
+	if st.Store == nil {
+		return nil // local storage: create-only files need no probe
+	}
+	if err := objstore.ProbeConditionalWrite(ctx, st.Store); err != nil {
 		if !errors.Is(err, objstore.ErrConditionalWriteUnsupported) {
 			c.closeStore()
 			return errors.Wrap(err, "probe object store")
@@ -162,13 +159,12 @@ func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
 		}
 		c.logger.Warn("object store ignores create-only writes: writers are fenced by etcd only", zap.Error(err))
 	}
-	c.backend = segment.NewObjectBackend(store, "", c.cfg.Writer.MaxInflightUploads)
 	return nil
 }
 
 func (c *Client) closeStore() {
-	if c.ownStore != nil {
-		_ = c.ownStore.Close()
+	if c.storage != nil {
+		_ = c.storage.Close()
 	}
 }
 

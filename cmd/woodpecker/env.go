@@ -14,9 +14,8 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/logging"
 	"github.com/woodpecker-wal/woodpecker/internal/metrics"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
-	"github.com/woodpecker-wal/woodpecker/internal/objstore/awss3"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
-	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
+	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
@@ -167,58 +166,39 @@ func (e *env) overrideBackend(name string) error {
 	return e.r.cfg.Validate()
 }
 
-// openStorage opens the object store (or, for local storage, the
-// directory's backend for the segment commands).
+// openStorage opens the storage as the client does (storage.Open): the
+// object store, instrumented and wrapped as o says, that the client will
+// write through, or the local directory. The segment commands read
+// through e.backend.
 func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 	cfg := e.r.cfg
-	var store objstore.Store
-	switch {
+	opts := []storage.Option{storage.WithWrap(func(s objstore.Store) objstore.Store {
+		s = metrics.InstrumentStore(s, e.metrics)
+		if o.wrap != nil {
+			s = o.wrap(s)
+		}
+		return s
+	})}
+	switch s := cfg.Storage; {
 	case o.backend == backendMemory:
-		store = memstore.New()
-	case cfg.Storage.Type == options.StorageLocal:
-		b, err := segment.NewFileBackend(ctx, cfg.Storage.RootPath)
-		if err != nil {
-			return errors.Wrap(err, "open local storage: check storage.rootPath")
-		}
-		e.backend = b
-		return nil
-	default:
-		s := cfg.Storage
-		if s.Endpoint != "" {
-			if err := probe(ctx, "the object store", []string{s.Endpoint}, cfg.Etcd.DialTimeout,
-				"check storage.endpoint (--storage-endpoint, WOODPECKER_STORAGE_ENDPOINT) and that the server runs"); err != nil {
-				return err
-			}
-		}
-		octx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
-		defer cancel()
-		var st interface {
-			objstore.Store
-			Close() error
-		}
-		var err error
-		if s.Type == options.StorageS3 {
-			st, err = awss3.Open(octx, awss3.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
-				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
-		} else {
-			st, err = s3store.Open(octx, s3store.Config{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
-				Bucket: s.Bucket, Region: s.Region, Secure: s.UseSSL, RootPath: s.RootPath, CreateBucket: s.CreateBucket})
-		}
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = walerr.Mark(err, errUnavailable)
-			}
+		opts = append(opts, storage.WithStore(memstore.New()))
+	case s.Type != options.StorageLocal && s.Endpoint != "":
+		if err := probe(ctx, "the object store", []string{s.Endpoint}, cfg.Etcd.DialTimeout,
+			"check storage.endpoint (--storage-endpoint, WOODPECKER_STORAGE_ENDPOINT) and that the server runs"); err != nil {
 			return err
 		}
-		store = st
-		e.closers = append(e.closers, st.Close)
 	}
-	e.rawStore = store
-	e.store = metrics.InstrumentStore(store, e.metrics)
-	if o.wrap != nil {
-		e.store = o.wrap(e.store)
+	octx, cancel := context.WithTimeout(ctx, cfg.Storage.RequestTimeout)
+	defer cancel()
+	st, err := storage.Open(octx, cfg, opts...)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = walerr.Mark(err, errUnavailable)
+		}
+		return err
 	}
-	e.backend = segment.NewObjectBackend(e.rawStore, "", cfg.Writer.MaxInflightUploads)
+	e.closers = append(e.closers, st.Close)
+	e.backend, e.store, e.rawStore = st.Backend, st.Store, st.Raw
 	return nil
 }
 

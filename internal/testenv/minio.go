@@ -145,11 +145,23 @@ var minioBinary = binary{tool: "minio", name: "MinIO", version: minioVersion, la
 // launchMinIO starts MinIO with its data in dir/data and its log in
 // dir/minio.log, and returns it and its address.
 func launchMinIO(bin, dir string) (*process, string, error) {
+	return launchMinIOCerts(bin, dir, "")
+}
+
+// launchMinIOCerts is launchMinIO serving https with the certificate in
+// certsDir (MinIO's --certs-dir), or plain http when certsDir is "".
+func launchMinIOCerts(bin, dir, certsDir string) (*process, string, error) {
 	return launchS3(dir, "MinIO", func(addr, data string) *process {
+		args := []string{"server", "--address", addr, "--quiet", data}
+		ready := minioReady(addr)
+		if certsDir != "" {
+			args = append(args, "--certs-dir", certsDir)
+			ready = minioReadyTLS(addr)
+		}
 		return &process{
 			name: "MinIO",
 			bin:  bin,
-			args: []string{"server", "--address", addr, "--quiet", data},
+			args: args,
 			env: []string{
 				"MINIO_ROOT_USER=" + localAccessKey,
 				"MINIO_ROOT_PASSWORD=" + localSecretKey,
@@ -157,7 +169,7 @@ func launchMinIO(bin, dir string) (*process, string, error) {
 				"MINIO_UPDATE=off",
 			},
 			logPath: filepath.Join(dir, "minio.log"),
-			ready:   minioReady(addr),
+			ready:   ready,
 		}
 	})
 }
@@ -173,7 +185,8 @@ func minioReady(addr string) func(context.Context) error {
 // concurrently with requests to the server.
 type MinIOProcess struct {
 	dedicatedServer
-	s3 S3
+	s3     S3
+	caFile string // StartMinIOTLS's
 }
 
 // StartMinIO starts a MinIO server for this test alone, on a free port with

@@ -2,6 +2,8 @@ package s3http
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"strings"
 
@@ -177,11 +179,27 @@ func (b *Bucket) openErr(err error) error {
 		return errors.Wrapf(err, "open %s object store at %s", b.Label, b.Endpoint)
 	case deniedAccess(f):
 		return errors.Wrapf(err, "object store at %s refused access to bucket %q: check storage.accessKeyID / storage.secretAccessKey", b.Endpoint, b.Name)
+	case untrustedCertificate(err):
+		return errors.Wrapf(err, "object store at %s presented a certificate that is not trusted: "+
+			"check storage.tls.caFile (the CA that signed it) and that storage.endpoint is a name the certificate covers", b.Endpoint)
 	case f.Status == 0:
 		return errors.Wrapf(err, "cannot reach object store at %s: check storage.endpoint and that the server runs", b.Endpoint)
 	default:
 		return errors.Wrapf(err, "open %s object store at %s, bucket %q", b.Label, b.Endpoint, b.Name)
 	}
+}
+
+// untrustedCertificate reports whether err is a failure to verify the
+// server's TLS certificate: signed by an unknown CA, for another name, or
+// invalid.
+func untrustedCertificate(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // deniedAccess reports whether the server refused the credentials.

@@ -2,9 +2,12 @@ package s3http
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"math"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -133,6 +136,10 @@ func TestEnsureErrors(t *testing.T) {
 		{"unauthorized", false, exists(false, failure{Failure{Status: 401}}), nil, "refused access"},
 		{"bad signature", false, exists(false, failure{Failure{Code: "SignatureDoesNotMatch", Status: 400}}), nil, "refused access"},
 		{"unreachable", false, exists(false, errors.New("connection refused")), nil, "cannot reach"},
+		{"untrusted certificate", false, exists(false, &url.Error{Op: "Head", URL: "https://b/", Err: &tls.CertificateVerificationError{
+			Err: x509.UnknownAuthorityError{}}}), nil, "storage.tls.caFile"},
+		{"certificate for another name", false, exists(false, &url.Error{Op: "Head", URL: "https://b/", Err: x509.HostnameError{
+			Certificate: &x509.Certificate{}, Host: "b"}}), nil, "a name the certificate covers"},
 		{"cancelled", false, exists(false, context.Canceled), nil, "open test s3 object store"},
 		{"other", false, exists(false, failure{Failure{Code: "InternalError", Status: 500}}), nil, `bucket "b"`},
 	}
