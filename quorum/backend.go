@@ -201,6 +201,9 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 	s.mu.Lock()
 	uploaded := s.uploaded
 	s.mu.Unlock()
+	// The writer reuses block once WriteBlock returns, and the call to the
+	// slowest replica may outlive it.
+	block = slices.Clone(block)
 	type result struct {
 		i   int
 		err error
