@@ -177,8 +177,9 @@ type Collector struct {
 	passMu  sync.Mutex
 }
 
-// New returns a collector of the logs in m whose data backend b holds. The
-// caller keeps ownership of both.
+// New returns a collector of the logs in m whose data backend b holds; b
+// must implement Storage (and Compactor, for compaction). The caller keeps
+// ownership of both.
 func New(m *meta.Store, b segment.Backend, cfg Config) (*Collector, error) {
 	st, err := newStorage(b)
 	if err != nil {
@@ -386,7 +387,7 @@ func (p *pass) deleteObject(ctx context.Context, point Point, o objstore.ObjectI
 	if err := p.c.step(point); err != nil {
 		return err
 	}
-	if err := p.c.st.store().Delete(ctx, o.Key); err != nil {
+	if err := p.c.st.Store().Delete(ctx, o.Key); err != nil {
 		return errors.Wrapf(err, "delete %s", o.Key)
 	}
 	p.rep.DeletedObjects++
@@ -473,7 +474,7 @@ func (p *pass) deleteExpired(ctx context.Context, l meta.GCLock, t *logTally) er
 			}
 		}
 		for _, sm := range doomed {
-			objs, err := objstore.ListAll(ctx, p.c.st.store(), p.c.st.segmentPrefix(sm.LogID, sm.ID), "")
+			objs, err := objstore.ListAll(ctx, p.c.st.Store(), p.c.st.SegmentKeyPrefix(segRef(sm)), "")
 			if err != nil {
 				return errors.Wrapf(err, "list segment %d", sm.ID)
 			}
@@ -540,22 +541,23 @@ func (p *pass) sweepLog(ctx context.Context, l meta.GCLock, t *logTally) error {
 // the objects of one segment at a time; keys that are not segment data
 // are skipped.
 func (p *pass) forEachSegment(ctx context.Context, logID int64, fn func(segID int64, objs []objstore.ObjectInfo) error) error {
-	prefix := p.c.st.logPrefix(logID)
+	prefix := p.c.st.LogKeyPrefix(logID)
 	var (
 		cur   int64 = -1
 		batch []objstore.ObjectInfo
 		after string
 	)
 	for {
-		page, err := p.c.st.store().List(ctx, prefix, after, 0)
+		page, err := p.c.st.Store().List(ctx, prefix, after, 0)
 		if err != nil {
 			return errors.Wrapf(err, "list log %d", logID)
 		}
 		for _, o := range page.Objects {
-			lid, sid, _, ok := p.c.st.parse(o.Key)
-			if !ok || lid != logID {
+			ref, ok := p.c.st.ParseKey(o.Key)
+			if !ok || ref.LogID != logID {
 				continue
 			}
+			sid := ref.SegmentID
 			if sid != cur && len(batch) > 0 {
 				if err := fn(cur, batch); err != nil {
 					return err
@@ -596,20 +598,20 @@ func (p *pass) sweepSegment(ctx context.Context, l meta.GCLock, sm *meta.Segment
 		}
 		return kept, nil
 	}
-	if sm.State != meta.SegmentSealed || sm.Deleting || p.c.st.objects() == nil {
+	if sm.State != meta.SegmentSealed || sm.Deleting || p.c.st.compactor == nil {
 		// Open segments belong to their writer; local segment files hold
 		// nothing but the segment.
 		return objs, nil
 	}
 	var index map[string]bool
 	if sm.Generation > 0 {
-		lay, err := p.c.st.objects().ReadLayout(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}, sm.Generation, sm.Blocks)
+		lay, err := p.c.st.compactor.ReadLayout(ctx, segRef(*sm), sm.Generation, sm.Blocks)
 		if err != nil {
 			return objs, err // never guess what to delete
 		}
 		index = lay.Names()
 	}
-	prefix := p.c.st.segmentPrefix(sm.LogID, sm.ID)
+	prefix := p.c.st.SegmentKeyPrefix(segRef(*sm))
 	var kept []objstore.ObjectInfo
 	oldLeft := 0
 	for i, o := range objs {
@@ -657,7 +659,7 @@ func (p *pass) compact(ctx context.Context, l meta.GCLock, sm meta.SegmentMeta, 
 	if sm.Blocks < 2 {
 		return nil, nil
 	}
-	prefix := p.c.st.segmentPrefix(sm.LogID, sm.ID)
+	prefix := p.c.st.SegmentKeyPrefix(segRef(sm))
 	sizes := make(map[string]int64, len(objs))
 	if sm.Generation == 0 {
 		small := 0
@@ -679,8 +681,7 @@ func (p *pass) compact(ctx context.Context, l meta.GCLock, sm meta.SegmentMeta, 
 	if err := p.c.step(PointCompactWrite); err != nil {
 		return nil, err
 	}
-	ref := segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}
-	res, err := p.c.st.objects().Compact(ctx, ref, sm.Generation, sm.Blocks, sizes,
+	res, err := p.c.st.compactor.Compact(ctx, segRef(sm), sm.Generation, sm.Blocks, sizes,
 		segment.CompactOptions{TargetObjectBytes: cc.TargetObjectBytes, MinSmallObjects: cc.MinBlocks})
 	if errors.Is(err, segment.ErrNothingToCompact) {
 		return nil, nil
