@@ -95,12 +95,21 @@ func parsePlacement(ref segment.Ref) (placement, error) {
 // least.
 func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 	nodes, rev := b.cfg.Nodes, int64(0)
-	if len(nodes) == 0 {
+	if b.cfg.Etcd != nil {
+		// The revision tells replicas that restarted since (and so
+		// registered later) that they may have lost the segment, also
+		// when the client was given a fixed node list.
 		resp, err := b.cfg.Etcd.Get(ctx, RegistryPrefix(b.cfg.Root), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			return "", errors.Wrap(err, "place segment: read the LogStore registry")
 		}
 		rev = resp.Header.Revision
+	}
+	if len(nodes) == 0 {
+		if b.cfg.Etcd == nil {
+			return "", errors.Wrap(ErrNoQuorum, "place segment: no LogStore configured and no etcd registry")
+		}
+		var err error
 		if nodes, err = Nodes(ctx, b.cfg.Etcd, b.cfg.Root); err != nil {
 			return "", errors.Wrap(err, "place segment")
 		}

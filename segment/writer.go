@@ -49,7 +49,7 @@ type WriterConfig struct {
 // Meta is the metadata a writer changes, bound to the writer's ownership:
 // both calls fail with walerr.ErrFenced once a newer writer owns the log.
 type Meta interface {
-	CreateSegment(ctx context.Context, segID int64) (revision int64, err error)
+	CreateSegment(ctx context.Context, segID int64, placement string) (revision int64, err error)
 	SealSegment(ctx context.Context, segID, revision int64, info SealInfo) error
 }
 
@@ -111,46 +111,20 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 // Done is closed.
 func (f *Future) Result() (seg, entry int64, err error) { return f.seg, f.entry, f.err }
 
+// pendingEntry is the driver's entry in the core: what an append gave and
+// the future that tells its outcome.
 type pendingEntry struct {
 	payload []byte
 	fut     *Future
 	start   time.Time // when AppendAsync was called; set when metrics are reported
 }
 
-// block is a cut batch on its way to storage.
-type block struct {
-	seg     *openSegment
-	no      int64
-	first   int64
-	entries []pendingEntry
-	weight  int64 // budget held by the entries
-	size    int64 // encoded size, known after upload
-	started bool
-	// attempted is set once a write of the block was issued: from then on
-	// the block may be in storage whatever the writer hears back.
-	attempted atomic.Bool
-	done      bool
-	err       error
-}
-
-// openSegment is a segment the writer writes, or finished writing and has
-// yet to seal.
-type openSegment struct {
-	id        int64
-	nextEntry int64
-	nextBlock int64
-	bytes     int64 // payload bytes cut into blocks
-	createdAt time.Time
-	cutDone   bool // no more blocks will be cut
-
-	ready    chan struct{} // closed when metadata and sink exist
-	readyErr error
-	sink     Sink
-	revision int64
-
-	ackedBlocks int64
-	ackedBytes  int64
-	lastAcked   int64
+// segIO is what the driver holds for a segment it created.
+type segIO struct {
+	placed    bool // placement was chosen: retries of the creation reuse it
+	placement string
+	sink      Sink
+	revision  int64
 }
 
 // Writer appends entries to a log's segments: it batches entries into
@@ -160,34 +134,43 @@ type openSegment struct {
 // After any failure the writer is failed for good: every pending and later
 // append fails, and the caller opens a new writer (whose recovery seals what
 // this one left).
+//
+// The decisions are writeCore's; Writer is its driver. It feeds the core
+// events under its lock (an append, an operation's result, a timer tick,
+// Close), then carries out the core's output under the same lock: it
+// resolves futures and tells the observer in log order, and starts each
+// operation (create a segment, write a block, write a seal, seal in
+// metadata) in a goroutine of its own, which reports the result back.
 type Writer struct {
 	cfg     WriterConfig
 	backend Backend
+	placer  Placer // the backend, when it places segments
 	meta    Meta
 	obs     Observer
 	metrics Metrics // never nil
 	report  bool    // metrics were configured: measure for them
 	budget  *semaphore.Weighted
-	ctx     context.Context // cancelled by abort
+	ctx     context.Context // every operation's; cancelled when Close gives up or ends
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the operations' goroutines
 
-	mu         sync.Mutex
-	cur        *openSegment
-	batch      []pendingEntry
-	batchBytes int64
-	batchStart time.Time
-	timer      *time.Timer
-	queue      []*block // cut, not yet resolved, in log order
-	inflight   int
-	failed     error
-	closing    bool
-	idle       chan struct{} // closed and replaced when the queue drains
-	// settled are the entries resolved under the lock and not yet reported
-	// to the metrics, and fenced says the writer's fencing is unreported:
-	// unlock reports them once the lock is released.
+	mu   sync.Mutex
+	core *writeCore[pendingEntry]
+	segs map[int64]*segIO
+	// encoded holds the bytes of blocks whose first write attempt failed,
+	// for the retries.
+	encoded map[*coreBlock[pendingEntry]]*[]byte
+	timer   *time.Timer
+	timerAt time.Time     // when timer fires
+	timerNo uint64        // counts timers, so that a stale one is told apart
+	closed  bool          // Close was called
+	changed chan struct{} // once closed: closed and replaced after every event
+	// What unlock reports once the lock is released: settled entries,
+	// sealed segments, the writer's fencing, and sinks to close.
 	settled []pendingEntry
+	sealed  []int64
 	fenced  bool
+	release []Sink
 }
 
 // NewWriter returns a writer that starts segment cfg.FirstSegment.
@@ -198,12 +181,14 @@ func NewWriter(cfg WriterConfig, backend Backend, meta Meta, obs Observer) *Writ
 		metrics: cfg.Metrics, report: cfg.Metrics != nil,
 		budget: semaphore.NewWeighted(cfg.MemoryBudget),
 		ctx:    ctx, cancel: cancel,
-		idle: make(chan struct{}),
+		core:    newWriteCore[pendingEntry](coreConfigOf(cfg, min(backend.Parallel(), cfg.MaxInflight)), time.Now()),
+		segs:    map[int64]*segIO{},
+		encoded: map[*coreBlock[pendingEntry]]*[]byte{},
 	}
+	w.placer, _ = backend.(Placer)
 	if w.metrics == nil {
 		w.metrics = noMetrics{}
 	}
-	w.cur = w.newSegmentLocked(cfg.FirstSegment)
 	return w
 }
 

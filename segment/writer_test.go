@@ -25,7 +25,7 @@ type fakeMeta struct {
 	fenced  bool
 }
 
-func (m *fakeMeta) CreateSegment(ctx context.Context, segID int64) (int64, error) {
+func (m *fakeMeta) CreateSegment(ctx context.Context, segID int64, placement string) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fenced {

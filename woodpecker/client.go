@@ -15,16 +15,20 @@ import (
 	"context"
 	"crypto/tls"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/segment"
 )
 
@@ -34,6 +38,7 @@ type Option func(*clientOptions)
 type clientOptions struct {
 	etcd    *clientv3.Client
 	store   objstore.Store
+	quorum  quorum.Transport
 	logger  *zap.Logger
 	metrics Metrics
 }
@@ -42,6 +47,11 @@ type clientOptions struct {
 // cfg.Etcd.Endpoints. The caller keeps ownership and closes cli after the
 // client.
 func WithEtcdClient(cli *clientv3.Client) Option { return func(o *clientOptions) { o.etcd = cli } }
+
+// WithQuorumTransport makes a QuorumBuffer client reach its LogStores
+// through t instead of dialling them over gRPC itself (tests wrap the gRPC
+// transport in quorum.Faults this way). The caller keeps ownership.
+func WithQuorumTransport(t quorum.Transport) Option { return func(o *clientOptions) { o.quorum = t } }
 
 // WithObjectStore makes the client keep log data in store instead of the
 // store cfg.Storage describes. The caller keeps ownership.
@@ -93,7 +103,7 @@ func New(ctx context.Context, cfg options.Config, opts ...Option) (*Client, erro
 		}
 		c.ownEtcd = cli
 	}
-	c.meta = meta.New(cli, cfg.Etcd.RootPath)
+	c.meta = meta.New(cli, cfg.Etcd.RootPath, meta.WithCallTimeout(cfg.Etcd.RequestTimeout))
 	if err := c.openStorage(ctx, o); err != nil {
 		c.closeEtcd()
 		return nil, err
@@ -108,13 +118,34 @@ func New(ctx context.Context, cfg options.Config, opts ...Option) (*Client, erro
 	return c, nil
 }
 
+// Settings of the etcd connection beyond the configuration. A request
+// waits for a connection (the etcd client's default) until its deadline
+// (etcd.requestTimeout), so the connection must come back soon after etcd
+// does: reconnection attempts start again at once and back off to at most
+// etcdMaxReconnectDelay, not gRPC's two minutes. Keepalive pings, sent
+// while requests are pending, detect a server that stopped answering
+// without closing the connection.
+const (
+	etcdMaxReconnectDelay  = 2 * time.Second
+	etcdKeepAliveTime      = 10 * time.Second
+	etcdKeepAliveTimeout   = 5 * time.Second
+	etcdReconnectBaseDelay = 100 * time.Millisecond
+)
+
 func dialEtcd(cfg options.EtcdConfig) (*clientv3.Client, error) {
 	ecfg := clientv3.Config{
-		Endpoints:   cfg.Endpoints,
-		DialTimeout: cfg.DialTimeout,
-		Username:    cfg.Username,
-		Password:    cfg.Password,
-		Logger:      zap.NewNop(),
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    etcdKeepAliveTime,
+		DialKeepAliveTimeout: etcdKeepAliveTimeout,
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{BaseDelay: etcdReconnectBaseDelay, Multiplier: 1.6, Jitter: 0.2,
+				MaxDelay: etcdMaxReconnectDelay},
+			MinConnectTimeout: cfg.DialTimeout,
+		})},
+		Username: cfg.Username,
+		Password: cfg.Password,
+		Logger:   zap.NewNop(),
 	}
 	if cfg.TLS.Enabled {
 		tc, err := etcdTLS(cfg.TLS)
@@ -135,9 +166,12 @@ func etcdTLS(t options.EtcdTLS) (*tls.Config, error) {
 }
 
 func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
-	var opts []storage.Option
+	opts := []storage.Option{storage.WithEtcd(c.meta.Client())}
 	if o.store != nil {
 		opts = append(opts, storage.WithStore(o.store))
+	}
+	if o.quorum != nil {
+		opts = append(opts, storage.WithQuorumTransport(o.quorum))
 	}
 	st, err := storage.Open(ctx, c.cfg, opts...)
 	if err != nil {
@@ -254,6 +288,22 @@ func (c *Client) Close() error {
 	c.stopGC()
 	c.closeStore()
 	c.closeEtcd()
+	return nil
+}
+
+// SetEtcdEndpoints points the client's etcd connection at endpoints, for
+// an etcd that moved to another address: the woodpecker command's embedded
+// etcd does when another process takes it over on another port. Requests
+// waiting for a connection go to the new address. It fails when the
+// caller passed its own etcd client (WithEtcdClient): move that one.
+func (c *Client) SetEtcdEndpoints(endpoints ...string) error {
+	if c.ownEtcd == nil {
+		return errors.New("set etcd endpoints: the client uses the etcd client it was given; set its endpoints")
+	}
+	if len(endpoints) == 0 {
+		return errors.New("set etcd endpoints: none given")
+	}
+	c.ownEtcd.SetEndpoints(endpoints...)
 	return nil
 }
 

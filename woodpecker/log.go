@@ -81,6 +81,11 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 	return &Writer{w: sw, log: l, epoch: epoch, tok: tok}, nil
 }
 
+// segmentRef names a segment for its backend, with its placement.
+func segmentRef(sm meta.SegmentMeta) segment.Ref {
+	return segment.Ref{LogID: sm.LogID, SegmentID: sm.ID, Placement: string(sm.Placement)}
+}
+
 func compression(c options.Compression) segment.Compression {
 	if c == options.CompressionZstd {
 		return segment.CompressionZstd
@@ -90,7 +95,7 @@ func compression(c options.Compression) segment.Compression {
 
 // recoverSegment seals a segment a previous writer left open.
 func (l *Log) recoverSegment(ctx context.Context, tok meta.WriterToken, sm meta.SegmentMeta) error {
-	info, err := l.c.backend.Recover(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}, tok.Epoch)
+	info, err := l.c.backend.Recover(ctx, segmentRef(sm), tok.Epoch)
 	if err != nil {
 		return err
 	}
@@ -114,8 +119,8 @@ type writerMeta struct {
 	created map[int64]meta.SegmentMeta // segments this writer created, by id
 }
 
-func (m *writerMeta) CreateSegment(ctx context.Context, segID int64) (int64, error) {
-	sm, err := m.store.CreateSegment(ctx, m.tok, segID, nil)
+func (m *writerMeta) CreateSegment(ctx context.Context, segID int64, placement string) (int64, error) {
+	sm, err := m.store.CreateSegment(ctx, m.tok, segID, []byte(placement))
 	if err != nil {
 		return 0, err
 	}
@@ -231,6 +236,9 @@ type SegmentInfo struct {
 	CompactedAt time.Time
 	// Deleting is set while garbage collection deletes the segment.
 	Deleting bool
+	// Placement is where the backend placed the segment (QuorumBuffer:
+	// its ensemble of LogStores, as JSON); empty for other backends.
+	Placement string
 }
 
 // Stats summarises a log.
@@ -269,7 +277,8 @@ func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	for _, sm := range segs {
 		si := SegmentInfo{ID: sm.ID, Epoch: sm.Epoch, Sealed: sm.State == meta.SegmentSealed,
 			LastEntry: sm.LastEntry, Blocks: sm.Blocks, Bytes: sm.Bytes, CreatedAt: sm.CreatedAt, SealedAt: sm.SealedAt,
-			Generation: sm.Generation, Objects: sm.Objects, CompactedAt: sm.CompactedAt, Deleting: sm.Deleting}
+			Generation: sm.Generation, Objects: sm.Objects, CompactedAt: sm.CompactedAt, Deleting: sm.Deleting,
+			Placement: string(sm.Placement)}
 		if si.Objects == 0 {
 			si.Objects = sm.Blocks
 		}
@@ -291,7 +300,7 @@ func (l *Log) findEnds(ctx context.Context, segs []meta.SegmentMeta, st *Stats) 
 	for _, sm := range segs {
 		lastEntry := sm.LastEntry
 		if sm.State == meta.SegmentOpen {
-			info, err := l.c.backend.Scan(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID})
+			info, err := l.c.backend.Scan(ctx, segmentRef(sm))
 			if err != nil {
 				return errors.Wrapf(err, "stats of log %q: scan open segment %d", l.info.Name, sm.ID)
 			}

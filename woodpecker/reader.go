@@ -171,7 +171,7 @@ func (r *Reader) end(ctx context.Context) (EntryID, error) {
 	if last.State == meta.SegmentSealed {
 		return EntryID{Segment: last.ID + 1}, nil
 	}
-	info, err := r.log.c.backend.Scan(ctx, segment.Ref{LogID: last.LogID, SegmentID: last.ID})
+	info, err := r.log.c.backend.Scan(ctx, segmentRef(last))
 	if err != nil {
 		return EntryID{}, errors.Wrapf(err, "find the end of log %q", r.log.info.Name)
 	}
@@ -351,7 +351,7 @@ func (r *Reader) openSegment(ctx context.Context) bool {
 		}
 		r.curSeg = sm
 		r.pos.want(sm.ID)
-		r.cur = r.log.c.backend.OpenCursor(segment.Ref{LogID: sm.LogID, SegmentID: sm.ID})
+		r.cur = r.log.c.backend.OpenCursor(segmentRef(sm))
 		if pc, ok := r.cur.(segment.PrefetchCursor); ok {
 			pc.SetPrefetch(r.log.c.cfg.Reader.PrefetchBlocks)
 		}
@@ -377,7 +377,7 @@ func (r *Reader) skipToEntry(ctx context.Context, sm meta.SegmentMeta) {
 	if !ok || r.next.Entry == 0 || sm.Blocks < 2 || sm.Generation > 0 {
 		return
 	}
-	block, err := loc.LocateBlock(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}, sm.Blocks, r.next.Entry)
+	block, err := loc.LocateBlock(ctx, segmentRef(sm), sm.Blocks, r.next.Entry)
 	if err != nil {
 		r.log.c.logger.Debug("locate block failed; reading the segment from its start", zap.Error(err))
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
@@ -59,7 +60,19 @@ var minioBackend = backend{name: "minio", setup: func(t *testing.T, cfg *options
 	return []woodpecker.Option{woodpecker.WithObjectStore(store)}
 }}
 
-func allBackends() []backend { return []backend{memBackend(nil), localBackend, minioBackend} }
+// quorumBackend is QuorumBuffer: 3 in-process LogStores uploading to one
+// memory object store, which the client also reads.
+var quorumBackend = backend{name: "quorum", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
+	store := memstore.New()
+	cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 64<<20)
+	cfg.Mode = options.ModeQuorumBuffer
+	cfg.Quorum.LogStores = cluster.Addrs()
+	return []woodpecker.Option{woodpecker.WithObjectStore(store)}
+}}
+
+func allBackends() []backend {
+	return []backend{memBackend(nil), localBackend, minioBackend, quorumBackend}
+}
 
 // newClient returns a client on a fresh etcd prefix and the backend's storage.
 func newClient(t *testing.T, b backend, tweak func(*options.Config)) *woodpecker.Client {

@@ -195,7 +195,7 @@ func (e *env) describeLog(ctx context.Context, l *woodpecker.Log) (logView, erro
 			sv.SealedAt = &t
 		} else {
 			sv.State = "open"
-			info, err := e.backend.Scan(ctx, segment.Ref{LogID: st.ID, SegmentID: s.ID})
+			info, err := e.backend.Scan(ctx, segment.Ref{LogID: st.ID, SegmentID: s.ID, Placement: s.Placement})
 			if err != nil {
 				return logView{}, errors.Wrapf(err, "scan open segment %d of log %q", s.ID, st.Name)
 			}

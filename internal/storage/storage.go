@@ -60,6 +60,13 @@ type openOptions struct {
 	store objstore.Store
 	wrap  func(objstore.Store) objstore.Store
 	etcd  *clientv3.Client
+	tr    quorum.Transport
+}
+
+// WithQuorumTransport makes QuorumBuffer reach its LogStores through t,
+// which the caller owns, instead of a gRPC transport of its own.
+func WithQuorumTransport(t quorum.Transport) Option {
+	return func(o *openOptions) { o.tr = t }
 }
 
 // WithEtcd gives Open the etcd client whose registry lists the LogStores
@@ -126,28 +133,32 @@ func Open(ctx context.Context, cfg options.Config, opts ...Option) (*Storage, er
 	objects := segment.NewObjectBackend(st.Store, "", cfg.Writer.MaxInflightUploads)
 	st.Backend = objects
 	if cfg.Mode == options.ModeQuorumBuffer {
-		st.Backend = openQuorum(cfg, objects, o.etcd, st)
+		st.Backend = openQuorum(cfg, objects, o, st)
 	}
 	return st, nil
 }
 
 // openQuorum puts QuorumBuffer's backend in front of the object backend
 // its LogStores upload to.
-func openQuorum(cfg options.Config, objects *segment.ObjectBackend, cli *clientv3.Client, st *Storage) segment.Backend {
-	tr := quorum.NewGRPCTransport(nil)
-	prev := st.close
-	st.close = func() error {
-		err := tr.Close()
-		if prev != nil {
-			err = errors.CombineErrors(err, prev())
+func openQuorum(cfg options.Config, objects *segment.ObjectBackend, o openOptions, st *Storage) segment.Backend {
+	tr := o.tr
+	if tr == nil {
+		own := quorum.NewGRPCTransport(nil)
+		prev := st.close
+		st.close = func() error {
+			err := own.Close()
+			if prev != nil {
+				err = errors.CombineErrors(err, prev())
+			}
+			return err
 		}
-		return err
+		tr = own
 	}
 	var nodes []quorum.Node
 	for _, a := range cfg.Quorum.LogStores {
 		nodes = append(nodes, quorum.Node{ID: a, Addr: a})
 	}
-	return quorum.New(quorum.Config{Objects: objects, Transport: tr, Etcd: cli, Root: cfg.Etcd.RootPath,
+	return quorum.New(quorum.Config{Objects: objects, Transport: tr, Etcd: o.etcd, Root: cfg.Etcd.RootPath,
 		Nodes: nodes, Parallel: cfg.Quorum.MaxInflightBlocks, CallTimeout: cfg.Quorum.CallTimeout})
 }
 

@@ -4,9 +4,12 @@
 package quorumtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/quorum"
@@ -30,18 +33,42 @@ func (c *Cluster) Addrs() []string {
 
 // Start starts n LogStores on 127.0.0.1 that upload to store under root
 // (the client's object backend root, "" by default), each with budget
-// bytes of memory. They stop when the test ends.
-func Start(t testing.TB, n int, store objstore.Store, root string, budget int64) *Cluster {
+// bytes of memory. They stop when the test ends. Each takes etcd's current
+// revision as its registration revision, as a registered LogStore would,
+// so it vouches for the segments placed after it started.
+func Start(t testing.TB, etcd *clientv3.Client, n int, store objstore.Store, root string, budget int64) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		c.start(t, etcd, fmt.Sprintf("ls-%d", i), "127.0.0.1:0", store, root, budget)
+	}
+	return c
+}
+
+// Restart replaces node i with a fresh LogStore on the same address: its
+// memory is empty, and it registered after every segment placed so far.
+func (c *Cluster) Restart(t testing.TB, etcd *clientv3.Client, i int, store objstore.Store, root string, budget int64) {
+	t.Helper()
+	_ = c.Servers[i].Close()
+	n := len(c.Nodes)
+	c.start(t, etcd, c.Nodes[i].ID, c.Nodes[i].Addr, store, root, budget)
+	c.Nodes[i], c.Servers[i] = c.Nodes[n], c.Servers[n]
+	c.Nodes, c.Servers = c.Nodes[:n], c.Servers[:n]
+}
+
+func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, store objstore.Store, root string, budget int64) {
+	t.Helper()
+	resp, err := etcd.Get(context.Background(), "quorumtest-registration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	{
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := fmt.Sprintf("ls-%d", i)
 		srv, err := logstore.New(logstore.Config{NodeID: id, Addr: ln.Addr().String(), BudgetBytes: budget,
-			Store: store, Root: root})
+			Store: store, Root: root, RegisteredRevision: resp.Header.Revision})
 		if err != nil {
 			_ = ln.Close()
 			t.Fatal(err)
@@ -58,5 +85,4 @@ func Start(t testing.TB, n int, store objstore.Store, root string, budget int64)
 		c.Nodes = append(c.Nodes, quorum.Node{ID: id, Addr: ln.Addr().String()})
 		c.Servers = append(c.Servers, srv)
 	}
-	return c
 }
