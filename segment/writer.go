@@ -111,20 +111,46 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 // Done is closed.
 func (f *Future) Result() (seg, entry int64, err error) { return f.seg, f.entry, f.err }
 
-// pendingEntry is the driver's entry in the core: what an append gave and
-// the future that tells its outcome.
 type pendingEntry struct {
 	payload []byte
 	fut     *Future
 	start   time.Time // when AppendAsync was called; set when metrics are reported
 }
 
-// segIO is what the driver holds for a segment it created.
-type segIO struct {
-	placed    bool // placement was chosen: retries of the creation reuse it
-	placement string
-	sink      Sink
-	revision  int64
+// block is a cut batch on its way to storage.
+type block struct {
+	seg     *openSegment
+	no      int64
+	first   int64
+	entries []pendingEntry
+	weight  int64 // budget held by the entries
+	size    int64 // encoded size, known after upload
+	started bool
+	// attempted is set once a write of the block was issued: from then on
+	// the block may be in storage whatever the writer hears back.
+	attempted atomic.Bool
+	done      bool
+	err       error
+}
+
+// openSegment is a segment the writer writes, or finished writing and has
+// yet to seal.
+type openSegment struct {
+	id        int64
+	nextEntry int64
+	nextBlock int64
+	bytes     int64 // payload bytes cut into blocks
+	createdAt time.Time
+	cutDone   bool // no more blocks will be cut
+
+	ready    chan struct{} // closed when metadata and sink exist
+	readyErr error
+	sink     Sink
+	revision int64
+
+	ackedBlocks int64
+	ackedBytes  int64
+	lastAcked   int64
 }
 
 // Writer appends entries to a log's segments: it batches entries into
@@ -134,43 +160,34 @@ type segIO struct {
 // After any failure the writer is failed for good: every pending and later
 // append fails, and the caller opens a new writer (whose recovery seals what
 // this one left).
-//
-// The decisions are writeCore's; Writer is its driver. It feeds the core
-// events under its lock (an append, an operation's result, a timer tick,
-// Close), then carries out the core's output under the same lock: it
-// resolves futures and tells the observer in log order, and starts each
-// operation (create a segment, write a block, write a seal, seal in
-// metadata) in a goroutine of its own, which reports the result back.
 type Writer struct {
 	cfg     WriterConfig
 	backend Backend
-	placer  Placer // the backend, when it places segments
 	meta    Meta
 	obs     Observer
 	metrics Metrics // never nil
 	report  bool    // metrics were configured: measure for them
 	budget  *semaphore.Weighted
-	ctx     context.Context // every operation's; cancelled when Close gives up or ends
+	ctx     context.Context // cancelled by abort
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the operations' goroutines
+	wg      sync.WaitGroup
 
-	mu   sync.Mutex
-	core *writeCore[pendingEntry]
-	segs map[int64]*segIO
-	// encoded holds the bytes of blocks whose first write attempt failed,
-	// for the retries.
-	encoded map[*coreBlock[pendingEntry]]*[]byte
-	timer   *time.Timer
-	timerAt time.Time     // when timer fires
-	timerNo uint64        // counts timers, so that a stale one is told apart
-	closed  bool          // Close was called
-	changed chan struct{} // once closed: closed and replaced after every event
-	// What unlock reports once the lock is released: settled entries,
-	// sealed segments, the writer's fencing, and sinks to close.
+	mu         sync.Mutex
+	cur        *openSegment
+	batch      []pendingEntry
+	batchBytes int64
+	batchStart time.Time
+	timer      *time.Timer
+	queue      []*block // cut, not yet resolved, in log order
+	inflight   int
+	failed     error
+	closing    bool
+	idle       chan struct{} // closed and replaced when the queue drains
+	// settled are the entries resolved under the lock and not yet reported
+	// to the metrics, and fenced says the writer's fencing is unreported:
+	// unlock reports them once the lock is released.
 	settled []pendingEntry
-	sealed  []int64
 	fenced  bool
-	release []Sink
 }
 
 // NewWriter returns a writer that starts segment cfg.FirstSegment.
@@ -181,14 +198,12 @@ func NewWriter(cfg WriterConfig, backend Backend, meta Meta, obs Observer) *Writ
 		metrics: cfg.Metrics, report: cfg.Metrics != nil,
 		budget: semaphore.NewWeighted(cfg.MemoryBudget),
 		ctx:    ctx, cancel: cancel,
-		core:    newWriteCore[pendingEntry](coreConfigOf(cfg, min(backend.Parallel(), cfg.MaxInflight)), time.Now()),
-		segs:    map[int64]*segIO{},
-		encoded: map[*coreBlock[pendingEntry]]*[]byte{},
+		idle: make(chan struct{}),
 	}
-	w.placer, _ = backend.(Placer)
 	if w.metrics == nil {
 		w.metrics = noMetrics{}
 	}
+	w.cur = w.newSegmentLocked(cfg.FirstSegment)
 	return w
 }
 
@@ -356,12 +371,21 @@ func (w *Writer) startSegment(seg *openSegment) {
 	go func() {
 		defer w.wg.Done()
 		defer close(seg.ready)
-		rev, err := w.meta.CreateSegment(w.ctx, seg.id)
+		ref := Ref{LogID: w.cfg.LogID, SegmentID: seg.id}
+		if p, ok := w.backend.(Placer); ok {
+			placement, err := p.Place(w.ctx, ref)
+			if err != nil {
+				seg.readyErr = errors.Wrapf(err, "place segment %d of log %d", seg.id, w.cfg.LogID)
+				return
+			}
+			ref.Placement = placement
+		}
+		rev, err := w.meta.CreateSegment(w.ctx, seg.id, ref.Placement)
 		if err != nil {
 			seg.readyErr = errors.Wrapf(err, "create segment %d of log %d", seg.id, w.cfg.LogID)
 			return
 		}
-		sink, err := w.backend.CreateSink(w.ctx, Ref{LogID: w.cfg.LogID, SegmentID: seg.id}, w.cfg.Epoch)
+		sink, err := w.backend.CreateSink(w.ctx, ref, w.cfg.Epoch)
 		if err != nil {
 			seg.readyErr = errors.Wrapf(err, "open segment %d of log %d for writing", seg.id, w.cfg.LogID)
 			return
