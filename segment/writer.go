@@ -482,7 +482,7 @@ func (w *Writer) writeBlock(b *block) error {
 	}
 	b.size = int64(len(data))
 	attempts := 0
-	err = w.retry(func(ctx context.Context) error {
+	err = w.retry(w.ctx, func(ctx context.Context) error {
 		// Once the writer failed, issue no more writes: the block's
 		// entries were already failed, definitely if it was never written.
 		w.mu.Lock()
@@ -524,13 +524,15 @@ func getBlockBuf() *[]byte {
 
 func putBlockBuf(p *[]byte) { blockBufs.Put(p) }
 
-// retry runs op until it succeeds, fails for good (fenced), or the retry
-// timeout passes; then the outcome is unknown.
-func (w *Writer) retry(op func(context.Context) error, format string, args ...any) error {
+// retry runs op with ctx until it succeeds, fails for good (fenced), ctx
+// ends, or the retry timeout passes; then the outcome is unknown. An
+// attempt ends with ctx: give a ctx with a deadline where an attempt may
+// otherwise hang.
+func (w *Writer) retry(ctx context.Context, op func(context.Context) error, format string, args ...any) error {
 	deadline := time.Now().Add(w.cfg.RetryTimeout)
 	backoff := w.cfg.RetryInitialBackoff
 	for attempt := 1; ; attempt++ {
-		err := op(w.ctx)
+		err := op(ctx)
 		// Fenced is final; an error already marked unknown-outcome comes
 		// from a sink that cannot be retried (a failed fsync).
 		if err == nil || errors.Is(err, walerr.ErrFenced) || errors.Is(err, walerr.ErrUnknownOutcome) {
@@ -542,13 +544,13 @@ func (w *Writer) retry(op func(context.Context) error, format string, args ...an
 		if failed {
 			return err
 		}
-		if w.ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
 			return walerr.Mark(errors.Wrapf(err, format+": gave up after %d attempts",
 				append(args, attempt)...), walerr.ErrUnknownOutcome)
 		}
 		select {
 		case <-time.After(backoff):
-		case <-w.ctx.Done():
+		case <-ctx.Done():
 		}
 		backoff = min(2*backoff, w.cfg.RetryMaxBackoff)
 	}
@@ -639,7 +641,7 @@ func (w *Writer) sealInBackground(seg *openSegment) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		if err := w.seal(seg); err != nil {
+		if err := w.seal(w.ctx, seg); err != nil {
 			w.mu.Lock()
 			if w.failed == nil {
 				w.failLocked(err, nil)
@@ -649,17 +651,25 @@ func (w *Writer) sealInBackground(seg *openSegment) {
 	}()
 }
 
-func (w *Writer) seal(seg *openSegment) error {
+// seal writes the segment's seal record and marks it sealed in metadata.
+// It gives up when ctx ends, and each of the two steps, with its retries
+// and every attempt, within the retry timeout.
+func (w *Writer) seal(ctx context.Context, seg *openSegment) error {
 	info := SealInfo{LastEntry: seg.lastAcked, Blocks: seg.ackedBlocks, Bytes: seg.ackedBytes}
 	rec, err := EncodeSealInfo(w.cfg.LogID, seg.id, w.cfg.Epoch, info)
 	if err != nil {
 		return err
 	}
-	err = w.retry(func(ctx context.Context) error {
+	step := func(op func(context.Context) error, format string, args ...any) error {
+		sctx, cancel := context.WithTimeout(ctx, w.cfg.RetryTimeout)
+		defer cancel()
+		return w.retry(sctx, op, format, args...)
+	}
+	err = step(func(ctx context.Context) error {
 		return seg.sink.WriteSeal(ctx, info, rec)
 	}, "write seal of segment %d of log %d", seg.id, w.cfg.LogID)
 	if err == nil {
-		err = w.retry(func(ctx context.Context) error {
+		err = step(func(ctx context.Context) error {
 			return w.meta.SealSegment(ctx, seg.id, seg.revision, info)
 		}, "seal segment %d of log %d in metadata", seg.id, w.cfg.LogID)
 	}
@@ -678,7 +688,9 @@ func (w *Writer) seal(seg *openSegment) error {
 
 // Close flushes what is pending, waits until it is durable (or ctx ends),
 // and seals the current segment. It returns the writer's failure, if any.
-// After Close, appends fail with walerr.ErrClosed. Close is idempotent.
+// When ctx ends, Close stops waiting and sealing and returns; a segment
+// left open is sealed by the next writer's recovery. After Close, appends
+// fail with walerr.ErrClosed. Close is idempotent.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closing {
@@ -709,7 +721,12 @@ func (w *Writer) Close(ctx context.Context) error {
 	// resolveLocked only if it had rolled; the current one is sealed here.
 	var err error
 	if sealNow {
-		err = w.seal(seg)
+		// The seal ends with ctx, or with the writer.
+		sctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(w.ctx, cancel)
+		err = w.seal(sctx, seg)
+		stop()
+		cancel()
 		if errors.Is(err, walerr.ErrFenced) {
 			w.metrics.Fenced() // the writer is not failed: nothing else reports it
 		}
@@ -720,9 +737,18 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.wg.Wait()
 		return failed
 	}
-	// Only background seals and segment creation remain: let them finish.
+	// Only background seals and segment creation remain: let them finish,
+	// or stop them when ctx ends.
+	stop := context.AfterFunc(ctx, w.cancel)
 	w.wg.Wait()
+	stop()
 	w.cancel()
+	if err == nil {
+		// A background seal that failed (or was stopped) failed the writer.
+		w.mu.Lock()
+		err = w.failed
+		w.mu.Unlock()
+	}
 	return err
 }
 

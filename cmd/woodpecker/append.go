@@ -186,7 +186,7 @@ writer of the same epoch as the log's takes the log over, a lower one is refused
 				src = &prefixedReader{r: in, max: maxEntry}
 			}
 			res, appendErr := appendAll(ctx, w, src, depth, a.stdout, ids)
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			cctx, cancel := closeContext(ctx, time.Minute)
 			defer cancel()
 			closeErr := w.Close(cctx)
 			if appendErr != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -44,6 +45,7 @@ type env struct {
 	backend segment.Backend
 
 	etcd       *embedetcd.Server
+	etcdUser   atomic.Pointer[woodpecker.Client] // follows the embedded etcd when it moves
 	metricsSrv *metrics.Server
 	closers    []func() error
 }
@@ -108,6 +110,13 @@ func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
 		return nil, err
 	}
 	e.client = cli
+	if e.etcd != nil {
+		e.etcdUser.Store(cli)
+		// The embedded etcd may have moved while the client was made.
+		if ep := e.etcd.Endpoint(); ep != e.r.cfg.Etcd.Endpoints[0] {
+			e.etcdMoved(ep)
+		}
+	}
 	e.metrics.SetGCSource(func() metrics.GCCounts {
 		g := cli.GCMetrics()
 		return metrics.GCCounts{Passes: g.Passes, Errors: g.Errors,
@@ -132,7 +141,22 @@ func (e *env) startEtcd(ctx context.Context) error {
 	if e.r.cfg.Log.Level == options.LogDebug {
 		lg = e.log.Named("etcd")
 	}
-	srv, err := embedetcd.Open(ctx, embedetcd.Config{Dir: e.r.etcdDir(), Logger: lg})
+	dir := e.r.etcdDir()
+	srv, err := embedetcd.Open(ctx, embedetcd.Config{Dir: dir, Logger: lg,
+		// When the process hosting the embedded etcd ends, this one takes
+		// over, on the same address when it can.
+		OnEndpoint: e.etcdMoved,
+		OnTakeOver: func(ep string) {
+			e.log.Info("the process that hosted the embedded etcd ended: this process hosts it now, until it ends",
+				zap.String("dir", dir), zap.String("endpoint", ep))
+		},
+		OnLost: func(err error) {
+			e.log.Error("the process that hosted the embedded etcd ended, and this process cannot take over: "+
+				"requests to etcd fail at their deadline, and what they were doing has an unknown outcome; "+
+				"run the command again, which starts the embedded etcd or says why it cannot",
+				zap.String("dir", dir), zap.Error(err))
+		},
+	})
 	if err != nil {
 		return errors.Wrapf(err, "start the embedded etcd in %s", e.r.etcdDir())
 	}
@@ -140,6 +164,43 @@ func (e *env) startEtcd(ctx context.Context) error {
 	e.r.cfg.Etcd.Endpoints = []string{srv.Endpoint()}
 	e.log.Debug("embedded etcd", zap.String("endpoint", srv.Endpoint()), zap.Bool("shared", srv.Shared()))
 	return nil
+}
+
+// closeGrace is how long closing may go on after an interrupt: the writer's
+// pending appends and seal get that long to finish, so that the command
+// can still report what it knows, within interruptGrace.
+const closeGrace = 3 * time.Second
+
+// closeContext is the context to close pending work with (a writer): it
+// outlives ctx, so that an interrupted command still finishes what it can
+// and reports honestly, but ends closeGrace after ctx is canceled, and
+// after limit in any case.
+func closeContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-cctx.Done():
+		}
+	})
+	return cctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// etcdMoved points the client at the embedded etcd's new endpoint: another
+// process (or this one) took it over on another port.
+func (e *env) etcdMoved(ep string) {
+	e.log.Info("the embedded etcd moved", zap.String("endpoint", ep))
+	if c := e.etcdUser.Load(); c != nil {
+		if err := c.SetEtcdEndpoints(ep); err != nil {
+			e.log.Warn("cannot follow the embedded etcd", zap.Error(err))
+		}
+	}
 }
 
 // overrideBackend makes the storage the one named (bench --backend).

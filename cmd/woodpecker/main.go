@@ -19,14 +19,50 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
+
+// interruptGrace is how long an interrupted command may take to wind down
+// (stop waiting, close what it opened, report what it knows) before it
+// exits regardless. A second interrupt ends it at once.
+const interruptGrace = 5 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go exitWhenStuck(ctx, done)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
+	close(done)
 	stop()
 	os.Exit(code)
+}
+
+// exitWhenStuck ends the process after an interrupt (ctx ends) once a
+// second one comes or interruptGrace has passed, for a command stuck on
+// something that does not end with ctx: reading stdin, or a server that
+// stopped answering. It says that the outcome of what was in flight is
+// unknown.
+func exitWhenStuck(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+	case <-done:
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	why := fmt.Sprintf("not done %s after the interrupt", interruptGrace)
+	select {
+	case <-done:
+		return
+	case <-again:
+		why = "interrupted again"
+	case <-time.After(interruptGrace):
+	}
+	fmt.Fprintf(os.Stderr, "woodpecker: interrupted (%s): exiting without waiting further; "+
+		"what was not reported done may or may not have happened (appends: read the log back to know)\n", why)
+	os.Exit(exitInterrupted)
 }
