@@ -97,7 +97,7 @@ func block(t *testing.T, n int64) []byte {
 	return blockOf(t, testLog, testSeg, testEpoch, n, fmt.Sprintf("entry %d", n))
 }
 
-func blockOf(t *testing.T, logID, segID, epoch, n int64, entries ...string) []byte {
+func blockOf(t testing.TB, logID, segID, epoch, n int64, entries ...string) []byte {
 	t.Helper()
 	es := make([][]byte, len(entries))
 	for i, e := range entries {
