@@ -9,7 +9,9 @@ import (
 
 	"github.com/cockroachdb/errors"
 
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
 	"github.com/woodpecker-wal/woodpecker/walimpls/conformance"
 )
@@ -42,6 +44,23 @@ var backends = []backend{
 	}},
 	{"localfs", func(t *testing.T) string {
 		return etcdSection(t) + fmt.Sprintf("  storage:\n    type: local\n    rootPath: %q\n", t.TempDir())
+	}},
+	// QuorumBuffer: 3 in-process LogStores uploading to MinIO.
+	{"quorum", func(t *testing.T) string {
+		s3 := testenv.MinIO(t)
+		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
+		store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
+			SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
+		return etcdSection(t) + fmt.Sprintf("  storage:\n    type: minio\n    endpoint: %q\n    bucket: %q\n    rootPath: %q\n"+
+			"    accessKey: %q\n    secretKey: %q\n    region: %q\n    useSSL: %t\n"+
+			"  mode: quorumBuffer\n  quorum:\n    logStores: [%s]\n",
+			s3.Endpoint, bucket, root, s3.AccessKey, s3.SecretKey, s3.Region, s3.Secure,
+			strings.Join(quoteAll(cluster.Addrs()), ", "))
 	}},
 }
 
