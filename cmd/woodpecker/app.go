@@ -195,7 +195,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage, invalid configuration or input,
 	f.StringVar(&a.g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at host:port/metrics (sets metrics.addr)")
 
 	root.AddCommand(a.logCommand(), a.appendCommand(), a.tailCommand(), a.segmentCommand(),
-		a.configCommand(), a.benchCommand(), a.logstoreCommand())
+		a.configCommand(), a.benchCommand(), a.logstoreCommand(), a.standaloneCommand())
 	// Unknown commands and bad arguments are usage errors too.
 	var mark func(c *cobra.Command)
 	mark = func(c *cobra.Command) {
