@@ -3,7 +3,6 @@ package segment
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/errors"
@@ -38,7 +37,9 @@ type WriterConfig struct {
 	RetryInitialBackoff time.Duration
 	RetryMaxBackoff     time.Duration
 	// RetryTimeout bounds the retries of one block; past it the block's
-	// entries fail with walerr.ErrUnknownOutcome.
+	// entries fail with walerr.ErrUnknownOutcome. It bounds a segment's
+	// creation in metadata, and each of its seal's two steps, in the same
+	// way, and every attempt of those.
 	RetryTimeout time.Duration
 
 	// Metrics, when not nil, learns what the writer does. It is the one
@@ -111,46 +112,20 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 // Done is closed.
 func (f *Future) Result() (seg, entry int64, err error) { return f.seg, f.entry, f.err }
 
+// pendingEntry is the driver's entry in the core: what an append gave and
+// the future that tells its outcome.
 type pendingEntry struct {
 	payload []byte
 	fut     *Future
 	start   time.Time // when AppendAsync was called; set when metrics are reported
 }
 
-// block is a cut batch on its way to storage.
-type block struct {
-	seg     *openSegment
-	no      int64
-	first   int64
-	entries []pendingEntry
-	weight  int64 // budget held by the entries
-	size    int64 // encoded size, known after upload
-	started bool
-	// attempted is set once a write of the block was issued: from then on
-	// the block may be in storage whatever the writer hears back.
-	attempted atomic.Bool
-	done      bool
-	err       error
-}
-
-// openSegment is a segment the writer writes, or finished writing and has
-// yet to seal.
-type openSegment struct {
-	id        int64
-	nextEntry int64
-	nextBlock int64
-	bytes     int64 // payload bytes cut into blocks
-	createdAt time.Time
-	cutDone   bool // no more blocks will be cut
-
-	ready    chan struct{} // closed when metadata and sink exist
-	readyErr error
-	sink     Sink
-	revision int64
-
-	ackedBlocks int64
-	ackedBytes  int64
-	lastAcked   int64
+// segIO is what the driver holds for a segment it created.
+type segIO struct {
+	placed    bool // placement was chosen: retries of the creation reuse it
+	placement string
+	sink      Sink
+	revision  int64
 }
 
 // Writer appends entries to a log's segments: it batches entries into
@@ -160,34 +135,43 @@ type openSegment struct {
 // After any failure the writer is failed for good: every pending and later
 // append fails, and the caller opens a new writer (whose recovery seals what
 // this one left).
+//
+// The decisions are writeCore's; Writer is its driver. It feeds the core
+// events under its lock (an append, an operation's result, a timer tick,
+// Close), then carries out the core's output under the same lock: it
+// resolves futures and tells the observer in log order, and starts each
+// operation (create a segment, write a block, write a seal, seal in
+// metadata) in a goroutine of its own, which reports the result back.
 type Writer struct {
 	cfg     WriterConfig
 	backend Backend
+	placer  Placer // the backend, when it places segments
 	meta    Meta
 	obs     Observer
 	metrics Metrics // never nil
 	report  bool    // metrics were configured: measure for them
 	budget  *semaphore.Weighted
-	ctx     context.Context // cancelled by abort
+	ctx     context.Context // every operation's; cancelled when Close gives up or ends
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the operations' goroutines
 
-	mu         sync.Mutex
-	cur        *openSegment
-	batch      []pendingEntry
-	batchBytes int64
-	batchStart time.Time
-	timer      *time.Timer
-	queue      []*block // cut, not yet resolved, in log order
-	inflight   int
-	failed     error
-	closing    bool
-	idle       chan struct{} // closed and replaced when the queue drains
-	// settled are the entries resolved under the lock and not yet reported
-	// to the metrics, and fenced says the writer's fencing is unreported:
-	// unlock reports them once the lock is released.
+	mu   sync.Mutex
+	core *writeCore[pendingEntry]
+	segs map[int64]*segIO
+	// encoded holds the encoded bytes of the blocks being written, from
+	// their first attempt until they are written or settled, for retries.
+	encoded map[*coreBlock[pendingEntry]]*[]byte
+	timer   *time.Timer
+	timerAt time.Time     // when timer fires
+	timerNo uint64        // counts timers, so that a stale one is told apart
+	closed  bool          // Close was called
+	changed chan struct{} // once closed: closed and replaced after every event
+	// What unlock reports once the lock is released: settled entries,
+	// sealed segments, the writer's fencing, and sinks to close.
 	settled []pendingEntry
+	sealed  []int64
 	fenced  bool
+	release []Sink
 }
 
 // NewWriter returns a writer that starts segment cfg.FirstSegment.
@@ -198,12 +182,14 @@ func NewWriter(cfg WriterConfig, backend Backend, meta Meta, obs Observer) *Writ
 		metrics: cfg.Metrics, report: cfg.Metrics != nil,
 		budget: semaphore.NewWeighted(cfg.MemoryBudget),
 		ctx:    ctx, cancel: cancel,
-		idle: make(chan struct{}),
+		core:    newWriteCore[pendingEntry](coreConfigOf(cfg, min(backend.Parallel(), cfg.MaxInflight)), time.Now()),
+		segs:    map[int64]*segIO{},
+		encoded: map[*coreBlock[pendingEntry]]*[]byte{},
 	}
+	w.placer, _ = backend.(Placer)
 	if w.metrics == nil {
 		w.metrics = noMetrics{}
 	}
-	w.cur = w.newSegmentLocked(cfg.FirstSegment)
 	return w
 }
 
@@ -242,21 +228,17 @@ func (w *Writer) appendAsync(ctx context.Context, payload []byte, start time.Tim
 	if err := w.budget.Acquire(ctx, wt); err != nil {
 		return nil, errors.Wrap(err, "append: waiting for memory budget")
 	}
+	fut := &Future{done: make(chan struct{})}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usableLocked(); err != nil {
+	seg, entry, err := w.core.append(time.Now(), pendingEntry{payload: payload, fut: fut, start: start}, int64(len(payload)))
+	if err != nil {
+		w.mu.Unlock()
 		w.budget.Release(wt)
 		return nil, err
 	}
-	seg := w.cur
-	fut := &Future{done: make(chan struct{}), seg: seg.id, entry: seg.nextEntry}
-	seg.nextEntry++
-	if len(w.batch) == 0 {
-		w.batchStart = time.Now()
-	}
-	w.batch = append(w.batch, pendingEntry{payload: payload, fut: fut, start: start})
-	w.batchBytes += int64(len(payload))
-	w.maybeCutLocked()
+	fut.seg, fut.entry = seg, entry
+	w.apply()
+	w.unlock()
 	return fut, nil
 }
 
@@ -276,171 +258,71 @@ func (w *Writer) Append(ctx context.Context, payload []byte) (seg, entry int64, 
 	}
 }
 
-func (w *Writer) usableLocked() error {
-	if w.failed != nil {
-		// The entry was not accepted: a definite failure. Keep only the
-		// fenced identity of the cause, which tells the caller to reopen.
-		if errors.Is(w.failed, walerr.ErrFenced) {
-			return errors.Wrapf(walerr.ErrFenced, "writer failed earlier (%s); open a new writer", w.failed.Error())
-		}
-		return errors.Newf("writer failed earlier (%s); open a new writer", w.failed.Error())
-	}
-	if w.closing {
-		return errors.Wrap(walerr.ErrClosed, "writer")
-	}
-	return nil
-}
-
-// maybeCutLocked cuts the batch into a block when it is full, when nothing
-// is in flight, or when it waited FlushDelay and an upload slot is free.
-func (w *Writer) maybeCutLocked() {
-	if len(w.batch) == 0 {
-		return
-	}
-	parallel := w.parallel()
-	waiting := w.unstartedLocked()
-	switch {
-	case w.batchBytes >= w.cfg.MaxBlockBytes:
-	case w.inflight == 0 && waiting == 0:
-	case w.inflight+waiting < parallel && time.Since(w.batchStart) >= w.cfg.FlushDelay:
-	default:
-		if w.timer == nil && w.inflight+waiting < parallel {
-			w.timer = time.AfterFunc(w.cfg.FlushDelay-time.Since(w.batchStart), w.onTimer)
-		}
-		return
-	}
-	w.cutLocked()
-}
-
-func (w *Writer) onTimer() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.timer = nil
-	if w.failed == nil {
-		w.maybeCutLocked()
-	}
-}
-
-func (w *Writer) parallel() int { return min(w.backend.Parallel(), w.cfg.MaxInflight) }
-
-func (w *Writer) unstartedLocked() int {
-	n := 0
-	for i := len(w.queue) - 1; i >= 0 && !w.queue[i].started; i-- {
-		n++
-	}
-	return n
-}
-
-func (w *Writer) cutLocked() {
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-	seg := w.cur
-	b := &block{seg: seg, no: seg.nextBlock, first: w.batch[0].fut.entry, entries: w.batch}
-	for _, e := range w.batch {
-		b.weight += w.weight(len(e.payload))
-	}
-	seg.nextBlock++
-	seg.bytes += w.batchBytes
-	w.batch, w.batchBytes = nil, 0
-	if b.no == 0 {
-		w.startSegment(seg)
-	}
-	w.queue = append(w.queue, b)
-	if w.shouldRoll(seg) {
-		seg.cutDone = true
-		w.cur = w.newSegmentLocked(seg.id + 1)
-	}
-	w.startUploadsLocked()
-}
-
-func (w *Writer) shouldRoll(seg *openSegment) bool {
-	return seg.bytes >= w.cfg.RollMaxBytes || seg.nextBlock >= w.cfg.RollMaxBlocks ||
-		(w.cfg.RollMaxAge > 0 && time.Since(seg.createdAt) >= w.cfg.RollMaxAge)
-}
-
-func (w *Writer) newSegmentLocked(id int64) *openSegment {
-	return &openSegment{id: id, createdAt: time.Now(), ready: make(chan struct{}), lastAcked: -1}
-}
-
-// startSegment creates the segment's metadata and sink in the background;
-// its uploads wait for them.
-func (w *Writer) startSegment(seg *openSegment) {
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer close(seg.ready)
-		ref := Ref{LogID: w.cfg.LogID, SegmentID: seg.id}
-		if p, ok := w.backend.(Placer); ok {
-			placement, err := p.Place(w.ctx, ref)
-			if err != nil {
-				seg.readyErr = errors.Wrapf(err, "place segment %d of log %d", seg.id, w.cfg.LogID)
-				return
+// apply carries out the core's output. w.mu is held.
+func (w *Writer) apply() {
+	rd := w.core.ready()
+	for i := range rd.settled {
+		s := &rd.settled[i]
+		var weight int64
+		for _, e := range s.entries {
+			if s.err != nil {
+				e.fut.err = s.err
 			}
-			ref.Placement = placement
+			close(e.fut.done)
+			weight += w.weight(len(e.payload))
 		}
-		rev, err := w.meta.CreateSegment(w.ctx, seg.id, ref.Placement)
-		if err != nil {
-			seg.readyErr = errors.Wrapf(err, "create segment %d of log %d", seg.id, w.cfg.LogID)
-			return
+		w.budget.Release(weight)
+		if s.block != nil {
+			delete(w.encoded, s.block)
 		}
-		sink, err := w.backend.CreateSink(w.ctx, ref, w.cfg.Epoch)
-		if err != nil {
-			seg.readyErr = errors.Wrapf(err, "open segment %d of log %d for writing", seg.id, w.cfg.LogID)
-			return
+		if s.err == nil && w.obs != nil {
+			w.obs.Durable(s.segID, s.last())
 		}
-		w.mu.Lock()
-		seg.sink, seg.revision = sink, rev
-		w.mu.Unlock()
-	}()
-}
-
-func (w *Writer) startUploadsLocked() {
-	for _, b := range w.queue {
-		if w.inflight >= w.parallel() {
-			return
+		if w.report {
+			w.settled = append(w.settled, s.entries...)
 		}
-		if b.started {
-			continue
+	}
+	for _, s := range rd.sealed {
+		w.sealed = append(w.sealed, s.segID)
+		if w.obs != nil {
+			w.obs.Sealed(s.segID, s.info)
 		}
-		// A segment's blocks wait until every block of the segments before
-		// it is acknowledged. Otherwise a block of segment S+1 could land
-		// while a block of S is lost, and recovery, which fences gaps within
-		// a segment, would keep an entry that follows a lost one.
-		if b.seg != w.queue[0].seg {
-			return
+	}
+	for _, id := range rd.release {
+		if sio := w.segs[id]; sio != nil {
+			delete(w.segs, id)
+			if sio.sink != nil {
+				w.release = append(w.release, sio.sink)
+			}
 		}
-		b.started = true
-		w.inflight++
+	}
+	w.fenced = w.fenced || rd.fenced
+	for _, op := range rd.ops {
 		w.wg.Add(1)
-		go w.upload(b)
+		go w.run(op)
 	}
-}
-
-func (w *Writer) upload(b *block) {
-	defer w.wg.Done()
-	err := w.writeBlock(b)
-	w.mu.Lock()
-	b.done, b.err = true, err
-	w.inflight--
-	w.resolveLocked()
-	if w.failed == nil {
-		w.startUploadsLocked()
-		w.maybeCutLocked()
+	w.core.advance()
+	w.armTimer()
+	if w.closed {
+		close(w.changed)
+		w.changed = make(chan struct{})
 	}
-	w.unlock()
 }
 
 // unlock releases w.mu, then reports to the metrics what settled while it
-// was held. Use it wherever the lock was held across resolveLocked or
-// failLocked.
+// was held, and closes the sinks the core released.
 func (w *Writer) unlock() {
-	settled, fenced := w.settled, w.fenced
-	w.settled, w.fenced = nil, false
+	settled, sealed, fenced, release := w.settled, w.sealed, w.fenced, w.release
+	w.settled, w.sealed, w.fenced, w.release = nil, nil, false, nil
 	w.mu.Unlock()
+	for _, s := range release {
+		_ = s.Close()
+	}
 	if fenced {
 		w.metrics.Fenced()
+	}
+	for _, id := range sealed {
+		w.metrics.SegmentSealed(id)
 	}
 	if len(settled) == 0 {
 		return
@@ -452,63 +334,166 @@ func (w *Writer) unlock() {
 	}
 }
 
-// settledLocked notes resolved entries for unlock to report.
-func (w *Writer) settledLocked(entries []pendingEntry) {
-	if w.report {
-		w.settled = append(w.settled, entries...)
+// armTimer makes the timer fire when the core wants a tick. A timer that
+// fires early is harmless: the tick finds nothing due. w.mu is held.
+func (w *Writer) armTimer() {
+	wake := w.core.wake()
+	switch {
+	case wake.IsZero():
+		if w.timer != nil {
+			w.timer.Stop()
+			w.timer, w.timerAt = nil, time.Time{}
+		}
+	case w.timer == nil || wake.Before(w.timerAt):
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		w.timerNo++
+		no := w.timerNo
+		w.timer, w.timerAt = time.AfterFunc(time.Until(wake), func() { w.onTimer(no) }), wake
 	}
 }
 
-func (w *Writer) writeBlock(b *block) error {
-	select {
-	case <-b.seg.ready:
-	case <-w.ctx.Done():
-		return errors.Wrap(walerr.ErrClosed, "writer aborted")
+func (w *Writer) onTimer(no uint64) {
+	w.mu.Lock()
+	if no == w.timerNo {
+		w.timer, w.timerAt = nil, time.Time{}
 	}
-	if b.seg.readyErr != nil {
-		return b.seg.readyErr
-	}
-	payloads := make([][]byte, len(b.entries))
-	for i, e := range b.entries {
-		payloads[i] = e.payload
-	}
-	buf := getBlockBuf()
-	data, err := EncodeBlock((*buf)[:0], BlockHeader{
-		LogID: w.cfg.LogID, SegmentID: b.seg.id, FirstEntry: b.first,
-		Count: uint32(len(b.entries)), Epoch: w.cfg.Epoch, BlockNo: b.no,
-	}, payloads, w.cfg.Compression)
-	if err != nil {
-		return errors.Wrapf(err, "encode block %d of segment %d", b.no, b.seg.id)
-	}
-	b.size = int64(len(data))
-	attempts := 0
-	err = w.retry(w.ctx, func(ctx context.Context) error {
-		// Once the writer failed, issue no more writes: the block's
-		// entries were already failed, definitely if it was never written.
-		w.mu.Lock()
-		failed := w.failed
-		if failed == nil {
-			b.attempted.Store(true)
+	w.core.tick(time.Now())
+	w.apply()
+	w.unlock()
+}
+
+// run carries out one attempt at an operation and reports its result.
+func (w *Writer) run(op coreOp[pendingEntry]) {
+	defer w.wg.Done()
+	var r opResult
+	var buf *[]byte // a written block's buffer, to recycle
+	switch op.kind {
+	case opWrite:
+		var ok bool
+		if r, buf, ok = w.writeBlock(op); !ok {
+			return
 		}
-		w.mu.Unlock()
-		if failed != nil {
-			return errors.Wrap(failed, "writer failed")
-		}
-		attempts++
-		w.metrics.BlockWriteStarted(attempts > 1)
-		start := time.Now()
-		err := b.seg.sink.WriteBlock(ctx, b.no, data)
-		w.metrics.BlockWriteDone(len(data), time.Since(start), err)
-		return err
-	}, "write block %d of segment %d of log %d", b.no, b.seg.id, w.cfg.LogID)
-	if err == nil {
-		// Only after a success is nothing reading the buffer any more: an
-		// HTTP transport may still send a failed request's body after the
-		// call returned, so a failed block's buffer is left to the GC.
-		*buf = data
+	case opCreate:
+		r = w.createSegment(op)
+	case opSealWrite:
+		r = w.writeSeal(op)
+	case opSealMeta:
+		r = w.sealMeta(op)
+	}
+	w.mu.Lock()
+	if buf != nil {
+		delete(w.encoded, op.block)
+	}
+	w.core.done(time.Now(), op, r)
+	w.apply()
+	w.unlock()
+	if buf != nil {
 		putBlockBuf(buf)
 	}
-	return err
+}
+
+// attemptContext is the context of one attempt at op.
+func (w *Writer) attemptContext(op coreOp[pendingEntry]) (context.Context, context.CancelFunc) {
+	if op.deadline.IsZero() {
+		return w.ctx, func() {}
+	}
+	return context.WithDeadline(w.ctx, op.deadline)
+}
+
+// createSegment places the segment (once), records it in metadata, and
+// opens its sink.
+func (w *Writer) createSegment(op coreOp[pendingEntry]) opResult {
+	ctx, cancel := w.attemptContext(op)
+	defer cancel()
+	ref := Ref{LogID: w.cfg.LogID, SegmentID: op.segID}
+	w.mu.Lock()
+	sio := w.segs[op.segID]
+	if sio == nil {
+		sio = &segIO{}
+		w.segs[op.segID] = sio
+	}
+	placed, placement := sio.placed, sio.placement
+	w.mu.Unlock()
+	if !placed {
+		if w.placer != nil {
+			p, err := w.placer.Place(ctx, ref)
+			if err != nil {
+				return opResult{err: errors.Wrapf(err, "place segment %d of log %d", op.segID, w.cfg.LogID), final: true}
+			}
+			placement = p
+		}
+		w.mu.Lock()
+		sio.placed, sio.placement = true, placement
+		w.mu.Unlock()
+	}
+	ref.Placement = placement
+	rev, err := w.meta.CreateSegment(ctx, op.segID, placement)
+	if err != nil {
+		return opResult{err: err, ctxDone: ctx.Err() != nil}
+	}
+	sink, err := w.backend.CreateSink(ctx, ref, w.cfg.Epoch)
+	if err != nil {
+		return opResult{err: errors.Wrapf(err, "open segment %d of log %d for writing", op.segID, w.cfg.LogID), final: true}
+	}
+	w.mu.Lock()
+	sio.sink, sio.revision = sink, rev
+	w.mu.Unlock()
+	return opResult{}
+}
+
+// writeBlock makes one attempt to write a block: the first encodes it, a
+// retry writes the same bytes. ok is false when the core refused the
+// attempt (the writer failed): nothing is reported then. On success, buf
+// is the block's buffer, to recycle once the core no longer holds it.
+func (w *Writer) writeBlock(op coreOp[pendingEntry]) (r opResult, buf *[]byte, ok bool) {
+	b := op.block
+	var data []byte
+	if op.attempt == 1 {
+		payloads := make([][]byte, len(b.entries))
+		for i, e := range b.entries {
+			payloads[i] = e.payload
+		}
+		buf = getBlockBuf()
+		var err error
+		data, err = EncodeBlock((*buf)[:0], BlockHeader{
+			LogID: w.cfg.LogID, SegmentID: b.segID, FirstEntry: b.first,
+			Count: uint32(len(b.entries)), Epoch: w.cfg.Epoch, BlockNo: b.no,
+		}, payloads, w.cfg.Compression)
+		if err != nil {
+			return opResult{err: errors.Wrapf(err, "encode block %d of segment %d", b.no, b.segID), final: true}, nil, true
+		}
+		*buf = data
+	}
+	w.mu.Lock()
+	// Once the writer failed, issue no more writes: the block's entries
+	// were failed already, definitely if it was never written.
+	ok = w.core.begin(op)
+	var sink Sink
+	if ok {
+		if op.attempt == 1 {
+			w.encoded[b] = buf
+		} else {
+			buf = w.encoded[b]
+			data = *buf
+		}
+		sink = w.segs[b.segID].sink
+	}
+	w.mu.Unlock()
+	if !ok {
+		return opResult{}, nil, false
+	}
+	w.metrics.BlockWriteStarted(op.attempt > 1)
+	start := time.Now()
+	err := sink.WriteBlock(w.ctx, b.no, data)
+	w.metrics.BlockWriteDone(len(data), time.Since(start), err)
+	if err != nil {
+		// An HTTP transport may still send a failed request's body after
+		// the call returned: the buffer is only recycled after a success.
+		buf = nil
+	}
+	return opResult{err: err, size: int64(len(data)), ctxDone: w.ctx.Err() != nil}, buf, true
 }
 
 // blockBufs recycles encoded-block buffers: allocating (and zeroing) a fresh
@@ -524,166 +509,30 @@ func getBlockBuf() *[]byte {
 
 func putBlockBuf(p *[]byte) { blockBufs.Put(p) }
 
-// retry runs op with ctx until it succeeds, fails for good (fenced), ctx
-// ends, or the retry timeout passes; then the outcome is unknown. An
-// attempt ends with ctx: give a ctx with a deadline where an attempt may
-// otherwise hang.
-func (w *Writer) retry(ctx context.Context, op func(context.Context) error, format string, args ...any) error {
-	deadline := time.Now().Add(w.cfg.RetryTimeout)
-	backoff := w.cfg.RetryInitialBackoff
-	for attempt := 1; ; attempt++ {
-		err := op(ctx)
-		// Fenced is final; an error already marked unknown-outcome comes
-		// from a sink that cannot be retried (a failed fsync).
-		if err == nil || errors.Is(err, walerr.ErrFenced) || errors.Is(err, walerr.ErrUnknownOutcome) {
-			return err
-		}
-		w.mu.Lock()
-		failed := w.failed != nil
-		w.mu.Unlock()
-		if failed {
-			return err
-		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
-			return walerr.Mark(errors.Wrapf(err, format+": gave up after %d attempts",
-				append(args, attempt)...), walerr.ErrUnknownOutcome)
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff = min(2*backoff, w.cfg.RetryMaxBackoff)
-	}
-}
-
-// resolveLocked acknowledges the done blocks at the head of the queue, in
-// order, and fails everything after a failed block.
-func (w *Writer) resolveLocked() {
-	for len(w.queue) > 0 {
-		b := w.queue[0]
-		if w.failed == nil && b.done && b.err != nil {
-			var fenced *block
-			if errors.Is(b.err, walerr.ErrFenced) && !errors.Is(b.err, walerr.ErrUnknownOutcome) {
-				fenced = b
-			}
-			w.failLocked(b.err, fenced)
-			return
-		}
-		if w.failed != nil || !b.done {
-			return
-		}
-		w.queue = w.queue[1:]
-		seg := b.seg
-		for _, e := range b.entries {
-			close(e.fut.done)
-		}
-		w.settledLocked(b.entries)
-		w.budget.Release(b.weight)
-		seg.ackedBlocks++
-		seg.ackedBytes += b.size
-		seg.lastAcked = b.first + int64(len(b.entries)) - 1
-		if w.obs != nil {
-			w.obs.Durable(seg.id, seg.lastAcked)
-		}
-		if seg.cutDone && seg.ackedBlocks == seg.nextBlock {
-			w.sealInBackground(seg)
-		}
-	}
-	close(w.idle)
-	w.idle = make(chan struct{})
-}
-
-// failLocked fails the writer with cause: every unresolved entry fails.
-// fenced is the block whose own slot a newer writer fenced, when that is
-// the cause. Entries of a block whose write was issued get an error marked
-// walerr.ErrUnknownOutcome, because the block may be in storage where a
-// recovery keeps it, unless it lies above fenced in fenced's segment: a
-// fence ends its segment, so those blocks can never become visible.
-func (w *Writer) failLocked(cause error, fenced *block) {
-	w.failed = cause
-	w.fenced = errors.Is(cause, walerr.ErrFenced)
-	for _, b := range w.queue {
-		err := cause
-		if b != fenced && b.err != cause {
-			err = errors.Wrapf(cause, "an earlier block of the log failed")
-			aboveFence := fenced != nil && b.seg == fenced.seg && b.no > fenced.no
-			if b.attempted.Load() && !aboveFence {
-				err = walerr.Mark(err, walerr.ErrUnknownOutcome)
-			}
-		}
-		for _, e := range b.entries {
-			e.fut.err = err
-			close(e.fut.done)
-		}
-		w.settledLocked(b.entries)
-		w.budget.Release(b.weight)
-	}
-	w.queue = nil
-	for _, e := range w.batch {
-		e.fut.err = errors.Wrap(cause, "an earlier block of the log failed")
-		close(e.fut.done)
-		w.budget.Release(w.weight(len(e.payload)))
-	}
-	w.settledLocked(w.batch)
-	w.batch, w.batchBytes = nil, 0
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-	close(w.idle)
-	w.idle = make(chan struct{})
-}
-
-// sealInBackground writes the seal of a rolled segment whose blocks are all
-// acknowledged. A failure fails the writer: the segment stays open in
-// metadata and the next writer's recovery seals it.
-func (w *Writer) sealInBackground(seg *openSegment) {
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		if err := w.seal(w.ctx, seg); err != nil {
-			w.mu.Lock()
-			if w.failed == nil {
-				w.failLocked(err, nil)
-			}
-			w.unlock()
-		}
-	}()
-}
-
-// seal writes the segment's seal record and marks it sealed in metadata.
-// It gives up when ctx ends, and each of the two steps, with its retries
-// and every attempt, within the retry timeout.
-func (w *Writer) seal(ctx context.Context, seg *openSegment) error {
-	info := SealInfo{LastEntry: seg.lastAcked, Blocks: seg.ackedBlocks, Bytes: seg.ackedBytes}
-	rec, err := EncodeSealInfo(w.cfg.LogID, seg.id, w.cfg.Epoch, info)
+// writeSeal writes the segment's seal record.
+func (w *Writer) writeSeal(op coreOp[pendingEntry]) opResult {
+	rec, err := EncodeSealInfo(w.cfg.LogID, op.segID, w.cfg.Epoch, op.info)
 	if err != nil {
-		return err
+		return opResult{err: err, final: true}
 	}
-	step := func(op func(context.Context) error, format string, args ...any) error {
-		sctx, cancel := context.WithTimeout(ctx, w.cfg.RetryTimeout)
-		defer cancel()
-		return w.retry(sctx, op, format, args...)
-	}
-	err = step(func(ctx context.Context) error {
-		return seg.sink.WriteSeal(ctx, info, rec)
-	}, "write seal of segment %d of log %d", seg.id, w.cfg.LogID)
-	if err == nil {
-		err = step(func(ctx context.Context) error {
-			return w.meta.SealSegment(ctx, seg.id, seg.revision, info)
-		}, "seal segment %d of log %d in metadata", seg.id, w.cfg.LogID)
-	}
-	_ = seg.sink.Close()
-	if err != nil {
-		return err
-	}
-	w.metrics.SegmentSealed(seg.id)
-	if w.obs != nil {
-		w.mu.Lock()
-		w.obs.Sealed(seg.id, info)
-		w.mu.Unlock()
-	}
-	return nil
+	ctx, cancel := w.attemptContext(op)
+	defer cancel()
+	w.mu.Lock()
+	sink := w.segs[op.segID].sink
+	w.mu.Unlock()
+	err = sink.WriteSeal(ctx, op.info, rec)
+	return opResult{err: err, ctxDone: ctx.Err() != nil}
+}
+
+// sealMeta marks the segment sealed in metadata.
+func (w *Writer) sealMeta(op coreOp[pendingEntry]) opResult {
+	ctx, cancel := w.attemptContext(op)
+	defer cancel()
+	w.mu.Lock()
+	rev := w.segs[op.segID].revision
+	w.mu.Unlock()
+	err := w.meta.SealSegment(ctx, op.segID, rev, op.info)
+	return opResult{err: err, ctxDone: ctx.Err() != nil}
 }
 
 // Close flushes what is pending, waits until it is durable (or ctx ends),
@@ -693,72 +542,73 @@ func (w *Writer) seal(ctx context.Context, seg *openSegment) error {
 // fail with walerr.ErrClosed. Close is idempotent.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
-	if w.closing {
+	if w.closed {
 		w.mu.Unlock()
 		w.wg.Wait()
 		return nil
 	}
-	w.closing = true
-	if len(w.batch) > 0 {
-		w.cutLocked()
-	}
-	seg := w.cur
-	for len(w.queue) > 0 && w.failed == nil {
-		idle := w.idle
-		w.mu.Unlock()
+	w.closed = true
+	w.changed = make(chan struct{})
+	w.core.close(time.Now())
+	w.apply()
+	// Wait until every pending entry is settled.
+	for !w.core.drainedNow() {
+		changed := w.changed
+		w.unlock()
 		select {
-		case <-idle:
+		case <-changed:
+			w.mu.Lock()
 		case <-ctx.Done():
-			w.abort()
+			w.mu.Lock()
+			w.core.abort(time.Now(), walerr.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome))
+			w.apply()
+			w.unlock()
+			w.shutdown()
 			return walerr.Mark(errors.Wrap(ctx.Err(), "close writer: pending appends"), walerr.ErrUnknownOutcome)
 		}
-		w.mu.Lock()
 	}
-	failed := w.failed
-	sealNow := failed == nil && seg.nextBlock > 0 && seg.ackedBlocks == seg.nextBlock
-	w.mu.Unlock()
-	// A segment whose last block was acknowledged before Close was sealed by
-	// resolveLocked only if it had rolled; the current one is sealed here.
-	var err error
-	if sealNow {
-		// The seal ends with ctx, or with the writer.
-		sctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(w.ctx, cancel)
-		err = w.seal(sctx, seg)
-		stop()
-		cancel()
-		if errors.Is(err, walerr.ErrFenced) {
-			w.metrics.Fenced() // the writer is not failed: nothing else reports it
+	// The core seals the current segment, unless the writer failed; wait
+	// for that and for the background seals, or stop them when ctx ends.
+	done := ctx.Done()
+	for !w.core.finished() {
+		changed := w.changed
+		w.unlock()
+		select {
+		case <-changed:
+			w.mu.Lock()
+		case <-done:
+			done = nil
+			w.cancel()
+			w.mu.Lock()
+			w.core.stop(time.Now(), ctx.Err())
+			w.apply()
 		}
 	}
-	if failed != nil {
-		// Uploads of a failed writer may still be retrying: stop them.
-		w.cancel()
-		w.wg.Wait()
-		return failed
-	}
-	// Only background seals and segment creation remain: let them finish,
-	// or stop them when ctx ends.
-	stop := context.AfterFunc(ctx, w.cancel)
-	w.wg.Wait()
-	stop()
-	w.cancel()
-	if err == nil {
-		// A background seal that failed (or was stopped) failed the writer.
-		w.mu.Lock()
-		err = w.failed
-		w.mu.Unlock()
-	}
+	err := w.core.closeResult()
+	w.unlock()
+	w.shutdown()
 	return err
 }
 
-// abort stops every upload and fails what is pending.
-func (w *Writer) abort() {
+// shutdown stops whatever still runs (the uploads of a failed writer may
+// still be retrying), waits for it, and closes the sinks left open.
+func (w *Writer) shutdown() {
+	w.mu.Lock()
+	w.core.stop(time.Now(), errors.Wrap(walerr.ErrClosed, "writer closed"))
+	w.apply()
+	w.unlock()
 	w.cancel()
 	w.wg.Wait()
 	w.mu.Lock()
-	if w.failed == nil {
-		w.failLocked(walerr.Mark(errors.Wrap(walerr.ErrClosed, "writer aborted"), walerr.ErrUnknownOutcome), nil)
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	for id, sio := range w.segs {
+		delete(w.segs, id)
+		if sio.sink != nil {
+			w.release = append(w.release, sio.sink)
+		}
 	}
 	w.unlock()
 }
