@@ -53,7 +53,8 @@ func (t *GRPCTransport) Replica(addr string) (quorumpb.LogStoreClient, error) {
 		creds = credentials.NewTLS(t.tls)
 	}
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes),
+			grpc.ForceCodecV2(quorumpb.Codec{})))
 	if err != nil {
 		return nil, errors.Wrapf(err, "logstore %s", addr)
 	}

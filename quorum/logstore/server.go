@@ -40,8 +40,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/proto" // the "proto" codec lenientCodec wraps
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -197,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	maxMsg := int(min(cfg.BudgetBytes, segment.BlockHeaderSize+segment.MaxBlockRawLen+segment.BlockTrailerSize)) + messageOverhead
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
-		grpc.ForceServerCodecV2(lenientCodec{CodecV2: encoding.GetCodecV2("proto"), bad: &s.bad}),
+		grpc.ForceServerCodecV2(lenientCodec{CodecV2: quorumpb.Codec{}, bad: &s.bad}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
