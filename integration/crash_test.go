@@ -63,14 +63,33 @@ func crashTweak(cfg *options.Config) {
 // A tail reader in the parent follows the log through all rounds and must
 // return exactly what the final reader does: it never saw an entry that
 // recovery then dropped.
+//
+// In QuorumBuffer (kind quorum, 3 `woodpecker logstore` processes) each
+// round also kills a random LogStore with SIGKILL half way, and restarts it
+// with an empty memory, while the child writes: no acknowledged entry may
+// be lost, and writes go on with two of three.
 func TestCrash(t *testing.T) {
 	rounds := 20
 	if soak() {
 		rounds = 200
 	}
-	for _, kind := range []string{kindMinIO, kindLocal} {
-		t.Run(kind, func(t *testing.T) { runCrash(t, kind, rounds) })
+	for _, kind := range []string{kindMinIO, kindLocal, kindQuorum} {
+		t.Run(kind, func(t *testing.T) { runCrash(t, kind, rounds, 0) })
 	}
+}
+
+// TestLogStoreKills runs one QuorumBuffer writer in a child process while
+// LogStores die: 20 times a random one of the 3 is killed with SIGKILL and
+// restarted on its address with an empty memory, 200-600 ms apart. The
+// writer must keep writing with two of three, and after the writer itself
+// is killed, the next writer's recovery must keep every acknowledged entry
+// (the checks of TestCrash).
+func TestLogStoreKills(t *testing.T) {
+	kills := 20
+	if soak() {
+		kills = 200
+	}
+	runCrash(t, kindQuorum, 1, kills)
 }
 
 // TestCrashChild is the child process of TestCrash; it does nothing in a
@@ -217,7 +236,9 @@ func readRecords(path string, tag string) ([]recorded, error) {
 	return out, sc.Err()
 }
 
-func runCrash(t *testing.T, kind string, rounds int) {
+// runCrash kills rounds writers; within each round (but those timed from
+// process start) it also kills and restarts storeKills LogStores.
+func runCrash(t *testing.T, kind string, rounds, storeKills int) {
 	s := newSite(t, kind)
 	c := s.client(t, crashTweak)
 	l := createLog(t, c, "crash")
@@ -283,7 +304,7 @@ func runCrash(t *testing.T, kind string, rounds int) {
 			t.Fatalf("start child: %v", err)
 		}
 		delay := time.Duration(50+rng.IntN(451)) * time.Millisecond
-		if round%4 == 0 {
+		if round%4 == 0 && storeKills == 0 {
 			early++
 		} else {
 			select {
@@ -293,6 +314,13 @@ func runCrash(t *testing.T, kind string, rounds int) {
 				_ = cmd.Wait()
 				t.Fatalf("round %d: child never opened its writer; stderr:\n%s", round, tail2k(stderr.String()))
 			}
+		}
+		for k := 0; k < storeKills; k++ {
+			// QuorumBuffer: a LogStore dies (kill -9) while the writer
+			// writes, and comes back on its address with an empty
+			// memory; the writer goes on with the other two.
+			time.Sleep(time.Duration(200+rng.IntN(400)) * time.Millisecond)
+			s.stores.restart(rng.IntN(3))
 		}
 		time.Sleep(delay)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -321,7 +349,7 @@ func runCrash(t *testing.T, kind string, rounds int) {
 		}
 		records = append(records, got...)
 	}
-	if roundsWithAck < rounds/2 {
+	if roundsWithAck < (rounds+1)/2 {
 		t.Fatalf("only %d of %d children had an append acknowledged before the kill: the test exercised too little", roundsWithAck, rounds)
 	}
 
@@ -401,6 +429,9 @@ func runCrash(t *testing.T, kind string, rounds int) {
 
 	t.Logf("%s: %d kills (%d timed from process start, %d before the writer was open), %d acknowledged entries recorded, %d entries in the log checked",
 		kind, rounds, early, beforeOpen, len(records), len(whole))
+	if storeKills > 0 {
+		t.Logf("%s: %d LogStores killed with SIGKILL while a writer wrote", kind, s.stores.kills)
+	}
 }
 
 // lineWatch is a child's stdout: it closes seen once a line equal to line

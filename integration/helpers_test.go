@@ -45,7 +45,8 @@ type site struct {
 	S3            testenv.S3 `json:"s3"`               // kindMinIO
 	Bucket        string     `json:"bucket,omitempty"` // kindMinIO
 
-	mem *memstore.Store // kindMem; not visible to children
+	mem    *memstore.Store // kindMem; not visible to children
+	stores *logStores      // kindQuorum: the LogStore processes
 }
 
 // newSite prepares a fresh etcd prefix and storage of kind on the shared
@@ -61,6 +62,10 @@ func newSite(t *testing.T, kind string) *site {
 		s.Dir = t.TempDir()
 	case kindMem:
 		s.mem = memstore.New()
+	case kindQuorum:
+		s.S3 = testenv.MinIO(t)
+		s.Bucket = testenv.NewBucket(t, s.S3)
+		s.stores = startLogStores(t, s)
 	default:
 		t.Fatalf("unknown storage kind %q", kind)
 	}
@@ -84,7 +89,10 @@ func (s *site) config(tweak func(*options.Config)) options.Config {
 	case kindLocal:
 		cfg.Storage.Type = options.StorageLocal
 		cfg.Storage.RootPath = s.Dir
-	case kindMinIO:
+	case kindMinIO, kindQuorum:
+		if s.Kind == kindQuorum {
+			cfg.Mode = options.ModeQuorumBuffer
+		}
 		cfg.Storage.Type = options.StorageMinIO
 		cfg.Storage.Endpoint = s.S3.Endpoint
 		cfg.Storage.AccessKey, cfg.Storage.SecretKey = s.S3.AccessKey, s.S3.SecretKey
@@ -119,7 +127,7 @@ func (s *site) openS3(t testing.TB) *s3store.Store {
 func (s *site) store(t testing.TB) objstore.Store {
 	t.Helper()
 	switch s.Kind {
-	case kindMinIO:
+	case kindMinIO, kindQuorum:
 		return s.openS3(t)
 	case kindMem:
 		return s.mem
@@ -136,7 +144,7 @@ func (s *site) client(t testing.TB, tweak func(*options.Config)) *woodpecker.Cli
 	cfg := s.config(tweak)
 	opts := []woodpecker.Option{woodpecker.WithEtcdClient(testenv.Etcd(t))}
 	switch s.Kind {
-	case kindMinIO:
+	case kindMinIO, kindQuorum:
 		// The client does not close a store it opened itself; give it
 		// one this test closes.
 		opts = append(opts, woodpecker.WithObjectStore(s.openS3(t)))

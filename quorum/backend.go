@@ -197,6 +197,9 @@ type sink struct {
 
 	mu       sync.Mutex
 	uploaded int64
+	// degraded is set once a replica failed a block: the writer then rolls
+	// to a segment on a fresh ensemble (segment.Degrader).
+	degraded bool
 	// stragglers are the calls still running to the replica that answered
 	// last; Close waits for them.
 	stragglers sync.WaitGroup
@@ -229,11 +232,14 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.b.cfg.CallTimeout)
 			defer cancel()
 			resp, err := r.AddBlock(cctx, req)
+			s.mu.Lock()
 			if err == nil && resp.GetUploaded() >= 0 {
-				s.mu.Lock()
 				s.uploaded = max(s.uploaded, resp.GetUploaded())
-				s.mu.Unlock()
 			}
+			if err != nil {
+				s.degraded = true
+			}
+			s.mu.Unlock()
 			results <- result{i, err}
 		}()
 	}
@@ -276,6 +282,14 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 func isFenced(err error) bool {
 	st, ok := status.FromError(err)
 	return ok && st.Code() == codes.FailedPrecondition
+}
+
+// Degraded implements segment.Degrader: a replica failed a block of the
+// segment, so the segment now depends on fewer than 3 replicas.
+func (s *sink) Degraded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.degraded
 }
 
 // WriteSeal implements segment.Sink: it makes every block durable in

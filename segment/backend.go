@@ -73,6 +73,15 @@ type Sink interface {
 	Close() error
 }
 
+// Degrader is implemented by sinks whose segment lost some of its
+// durability while being written (QuorumBuffer: a replica missed a block
+// or restarted). The writer then cuts no more blocks into the segment and
+// rolls to a new one, which the backend places afresh; the degraded
+// segment is sealed as usual.
+type Degrader interface {
+	Degraded() bool
+}
+
 // Cursor walks a segment's blocks in order.
 type Cursor interface {
 	// Next returns the next block, whole and validated. It returns

@@ -118,10 +118,6 @@ type coreReady[E any] struct {
 	fenced bool
 }
 
-func (rd *coreReady[E]) empty() bool {
-	return len(rd.settled) == 0 && len(rd.sealed) == 0 && len(rd.release) == 0 && len(rd.ops) == 0 && !rd.fenced
-}
-
 // settled is the outcome of consecutive entries of one segment.
 type settled[E any] struct {
 	segID int64
@@ -202,6 +198,9 @@ type opResult struct {
 	final bool
 	// ctxDone says the attempt's context ended: give up, do not retry.
 	ctxDone bool
+	// degraded says the block's sink asked for a new segment (Degrader):
+	// no more blocks are cut into its segment.
+	degraded bool
 }
 
 // coreSeg is a segment the writer writes, or finished writing and has yet
@@ -213,6 +212,7 @@ type coreSeg[E any] struct {
 	bytes     int64 // payload bytes cut into blocks
 	createdAt time.Time
 	cutDone   bool // no more blocks will be cut
+	degraded  bool // its sink asked for a roll: the next cut ends it
 
 	state     segState
 	createErr error // why creation failed
@@ -381,7 +381,7 @@ func (c *writeCore[E]) cut(now time.Time) {
 }
 
 func (c *writeCore[E]) shouldRoll(now time.Time, s *coreSeg[E]) bool {
-	return s.bytes >= c.cfg.RollMaxBytes || s.nextBlock >= c.cfg.RollMaxBlocks ||
+	return s.degraded || s.bytes >= c.cfg.RollMaxBytes || s.nextBlock >= c.cfg.RollMaxBlocks ||
 		(c.cfg.RollMaxAge > 0 && now.Sub(s.createdAt) >= c.cfg.RollMaxAge)
 }
 
@@ -559,6 +559,17 @@ func (c *writeCore[E]) outcome(now time.Time, a *attempts[E], r opResult) (done 
 
 // done reports the result of attempt op.
 func (c *writeCore[E]) done(now time.Time, op coreOp[E], r opResult) {
+	if op.kind == opWrite && r.degraded {
+		// Entries take their ids when appended: the batch, if any, still
+		// goes into this segment (shouldRoll ends it at that cut);
+		// without one, roll now.
+		s := op.block.seg
+		s.degraded = true
+		if s == c.cur && !s.cutDone && len(c.batch) == 0 {
+			s.cutDone = true
+			c.cur = c.newSeg(s.id+1, now)
+		}
+	}
 	a := c.attemptsOf(op)
 	if a == nil {
 		return // stale: the writer failed, and nothing waits for it

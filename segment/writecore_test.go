@@ -178,6 +178,9 @@ func (r *coreRig) result(op coreOp[string], outcome string) opResult {
 			return opResult{size: op.block.bytes + 50}
 		}
 		return opResult{}
+	case "ok-degraded":
+		// Written, but the sink asks for a roll (a replica missed it).
+		return opResult{size: op.block.bytes + 50, degraded: true}
 	case "transient":
 		return opResult{err: errors.New("transient failure")}
 	case "ctx":

@@ -493,7 +493,8 @@ func (w *Writer) writeBlock(op coreOp[pendingEntry]) (r opResult, buf *[]byte, o
 		// the call returned: the buffer is only recycled after a success.
 		buf = nil
 	}
-	return opResult{err: err, size: int64(len(data)), ctxDone: w.ctx.Err() != nil}, buf, true
+	d, ok := sink.(Degrader)
+	return opResult{err: err, size: int64(len(data)), ctxDone: w.ctx.Err() != nil, degraded: ok && d.Degraded()}, buf, true
 }
 
 // blockBufs recycles encoded-block buffers: allocating (and zeroing) a fresh

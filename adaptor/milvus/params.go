@@ -55,8 +55,10 @@ func NewParamsBuilder() *Builder {
 //	etcd.endpoints      <- etcd.endpoints (for validation: the client is
 //	                       built by Milvus's own etcd helper)
 //	storage.type        <- woodpecker.storage.type: minio or local
-//	                       ("service" is not supported by this backend)
-//	for minio:
+//	mode                <- quorumBuffer when woodpecker.storage.type is
+//	                       "service" (LogStore servers, found in the etcd
+//	                       registry under etcd.rootPath); storage as for minio
+//	for minio and service:
 //	  storage.endpoint  <- minio.address and minio.port
 //	  storage.bucket    <- minio.bucketName (created if missing)
 //	  storage.rootPath  <- minio.rootPath + "/" + KeySuffix
@@ -74,7 +76,12 @@ func ConfigFromParams(p *paramtable.ComponentParam) (options.Config, error) {
 	cfg.Etcd.Endpoints = p.EtcdCfg.Endpoints.GetAsStrings()
 	cfg.Etcd.RootPath = joinPrefix(p.EtcdCfg.RootPath.GetValue(), KeySuffix)
 	switch st := p.WoodpeckerCfg.StorageType.GetValue(); st {
-	case "minio":
+	case "minio", "service":
+		// "service" is Milvus's name for Woodpecker served by LogStore
+		// servers: QuorumBuffer, uploading to the same MinIO.
+		if st == "service" {
+			cfg.Mode = options.ModeQuorumBuffer
+		}
 		m := &p.MinioCfg
 		if m.UseIAM.GetAsBool() {
 			return options.Config{}, walerr.Mark(errors.New(
@@ -105,7 +112,7 @@ func ConfigFromParams(p *paramtable.ComponentParam) (options.Config, error) {
 		}
 	default:
 		return options.Config{}, walerr.Mark(errors.Newf(
-			"woodpecker wal: woodpecker.storage.type %q is not supported by this backend (use minio or local)", st),
+			"woodpecker wal: woodpecker.storage.type %q is not supported by this backend (use minio, service or local)", st),
 			options.ErrInvalidConfig)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package milvus
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
@@ -8,8 +9,10 @@ import (
 	"github.com/cockroachdb/errors"
 	"github.com/milvus-io/milvus/pkg/v2/util/paramtable"
 
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
 )
 
 // setParams saves Milvus parameters for the test and resets them at
@@ -69,6 +72,39 @@ var backends = []backend{
 		kv["woodpecker.storage.rootPath"] = t.TempDir()
 		return kv
 	}},
+	// QuorumBuffer ("service"): 3 in-process LogStores registered in etcd
+	// under the root the client derives, uploading to MinIO.
+	{"service", func(t *testing.T) map[string]string {
+		s3 := testenv.MinIO(t)
+		host, port, err := net.SplitHostPort(s3.Endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := etcdParams(t)
+		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
+		store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
+			SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: joinPrefix(root, KeySuffix)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
+		cluster.Register(t, testenv.Etcd(t), joinPrefix(kv["etcd.rootPath"], KeySuffix))
+		for k, v := range map[string]string{
+			"woodpecker.storage.type": "service",
+			"minio.address":           host,
+			"minio.port":              port,
+			"minio.bucketName":        bucket,
+			"minio.rootPath":          root,
+			"minio.accessKeyID":       s3.AccessKey,
+			"minio.secretAccessKey":   s3.SecretKey,
+			"minio.useSSL":            map[bool]string{true: "true", false: "false"}[s3.Secure],
+			"minio.region":            s3.Region,
+		} {
+			kv[k] = v
+		}
+		return kv
+	}},
 }
 
 func TestConfigFromParams(t *testing.T) {
@@ -110,8 +146,12 @@ func TestConfigFromParams(t *testing.T) {
 		t.Errorf("local custom root: %v, %v", cfg.Storage, err)
 	}
 
+	setParams(t, map[string]string{"woodpecker.storage.type": "service", "minio.useIAM": "false", "minio.bucketName": "milvus-bucket"})
+	if cfg, err = ConfigFromParams(paramtable.Get()); err != nil || cfg.Mode != options.ModeQuorumBuffer || cfg.Storage.Type != options.StorageMinIO {
+		t.Errorf("service: mode %q storage %q, %v; want quorumBuffer over minio", cfg.Mode, cfg.Storage.Type, err)
+	}
 	for _, tc := range []map[string]string{
-		{"woodpecker.storage.type": "service"},
+		{"woodpecker.storage.type": "rocksdb"},
 		{"woodpecker.storage.type": "minio", "minio.useIAM": "true"},
 		{"woodpecker.storage.type": "minio", "minio.useIAM": "false", "minio.bucketName": "Bad_Bucket"},
 	} {

@@ -86,3 +86,21 @@ func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, st
 		c.Servers = append(c.Servers, srv)
 	}
 }
+
+// Register registers every node in the etcd registry under root, as
+// `woodpecker logstore` does, under a lease revoked when the test ends.
+func (c *Cluster) Register(t testing.TB, etcd *clientv3.Client, root string) {
+	t.Helper()
+	ctx := context.Background()
+	// Long enough for any test: the cleanup revokes it.
+	lease, err := etcd.Grant(ctx, 3600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = etcd.Revoke(context.Background(), lease.ID) })
+	for _, n := range c.Nodes {
+		if _, err := quorum.Register(ctx, etcd, root, n, lease.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
