@@ -18,6 +18,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/bench"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/segment"
 )
 
@@ -53,6 +54,13 @@ to a file for local storage, create-only PUTs for an object store), as many at
 once as a writer keeps in flight, and single writes of the entry size, one at a
 time. It measures the throughput again after the appends and keeps the better
 run. Each figure is then printed with its ratio to the raw one.
+
+In QuorumBuffer mode (mode: quorumBuffer), --raw measures the LogStores
+instead: blocks holding one entry-size payload, sent with AddBlock to 3 of them
+at once (the LogStores of quorum.logStores, else the first 3 registered in
+etcd) and done when 2 accept them, as many at once as appends are in flight,
+and one at a time for the latency of a lone appender. The raw blocks are not
+uploaded: the figure is what the LogStores accept, without the object store.
 
 The benchmark's logs are deleted afterwards, with their data (--keep keeps
 them).`,
@@ -108,6 +116,11 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 		return usagef("--progress %q: want auto, bar, lines or none", bf.progress)
 	}
 	ctx := cmd.Context()
+	if r, err := a.loadConfig(); err == nil && r.cfg.Mode == options.ModeQuorumBuffer &&
+		bf.backend != "" && bf.backend != string(r.cfg.Storage.Type) {
+		return usagef("--backend %s: in QuorumBuffer mode the LogStores upload to the configured object store (%s); "+
+			"drop --backend, or set mode: memoryBuffer", bf.backend, r.cfg.Storage.Type)
+	}
 	var counter *bench.CountingStore
 	e, err := a.connect(ctx, connectOptions{backend: bf.backend, wrap: func(s objstore.Store) objstore.Store {
 		counter = bench.NewCountingStore(s)
@@ -125,13 +138,23 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	}
 	var raw bench.RawTarget
 	storeName := string(e.r.cfg.Storage.Type)
-	if e.rawStore != nil {
+	quorumMode := e.r.cfg.Mode == options.ModeQuorumBuffer
+	switch {
+	case quorumMode:
+		// The client's PUTs are seals and fences only: the LogStores
+		// upload the blocks, and the blocks per GiB count them.
+		q, err := e.quorumRawTarget(ctx)
+		if err != nil {
+			return err
+		}
+		raw = q
+	case e.rawStore != nil:
 		cfg.Counter = counter
 		if bf.backend == backendMemory {
 			storeName = backendMemory
 		}
 		raw = bench.StoreTarget{Store: e.rawStore, Prefix: "bench-raw/" + prefix + "/", Name: storeName}
-	} else {
+	default:
 		raw = bench.DirTarget{Dir: e.r.cfg.Storage.RootPath}
 	}
 	if bf.raw {
@@ -140,6 +163,10 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	if cfg.AsyncDepth < 0 {
 		cfg.AsyncDepth = bench.SaturatingDepth(w, raw.Streams(w), cfg.EntrySize, cfg.Concurrency)
 	}
+	if quorumMode {
+		// The same payload, with as many writes in flight as appends.
+		cfg.RawInFlight = cfg.Concurrency * max(cfg.AsyncDepth, 1)
+	}
 
 	where := e.r.cfg.Storage.RootPath
 	if e.rawStore != nil {
@@ -147,6 +174,9 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 		if bf.backend == backendMemory {
 			where = "process memory"
 		}
+	}
+	if q, ok := raw.(*bench.QuorumTarget); ok {
+		storeName = "QuorumBuffer on LogStores " + strings.Join(q.Addrs(), ", ") + " uploading to " + storeName
 	}
 	setup := fmt.Sprintf("%s in %s entries, %d log(s), %d goroutine(s) x %d in flight, %s storage (%s)",
 		describeTotal(total, bf.duration), options.FormatSize(entrySize), cfg.Logs, cfg.Concurrency, cfg.AsyncDepth, storeName, where)
@@ -193,6 +223,36 @@ func describeTotal(total int64, d time.Duration) string {
 		return options.FormatSize(total)
 	}
 	return d.String()
+}
+
+// quorumRawTarget returns the raw target of QuorumBuffer mode: the
+// LogStores of quorum.logStores, else the first 3 registered in etcd.
+func (e *env) quorumRawTarget(ctx context.Context) (*bench.QuorumTarget, error) {
+	qc := e.r.cfg.Quorum
+	addrs := qc.LogStores
+	if len(addrs) == 0 {
+		cli, err := dialLogstoreEtcd(e.r.cfg.Etcd)
+		if err != nil {
+			return nil, err
+		}
+		lctx, cancel := context.WithTimeout(ctx, e.r.cfg.Etcd.RequestTimeout)
+		nodes, err := quorum.Nodes(lctx, cli, e.r.cfg.Etcd.RootPath)
+		cancel()
+		_ = cli.Close()
+		if err != nil {
+			return nil, errors.Wrap(err, "raw measurement: list the LogStores")
+		}
+		for _, n := range nodes {
+			addrs = append(addrs, n.Addr)
+		}
+	}
+	if len(addrs) < quorum.EnsembleSize {
+		return nil, errors.Newf("raw measurement: %d LogStores (quorum.logStores, or registered in etcd), QuorumBuffer needs %d",
+			len(addrs), quorum.EnsembleSize)
+	}
+	tr := quorum.NewGRPCTransport(nil)
+	e.closers = append(e.closers, tr.Close)
+	return bench.NewQuorumTarget(tr, addrs[:quorum.EnsembleSize], qc.MaxInflightBlocks, qc.CallTimeout)
 }
 
 // removeBenchLogs deletes the benchmark's logs and, since nothing else can

@@ -255,6 +255,14 @@ func TestStandaloneServesAQuorumClusterAndStopsOnSIGINT(t *testing.T) {
 	if got := c.ok("", "tail", "demo", "-n", "3").stdout; got != "one\ntwo\nthree\n" {
 		t.Fatalf("tail printed %q", got)
 	}
+	// bench measures the cluster against raw AddBlocks to its LogStores.
+	r := c.ok("", "bench", "--raw", "--total", "2MiB", "--entry-size", "4KiB", "--async-depth", "8", "--progress", "none")
+	for _, want := range []string{"QuorumBuffer on LogStores " + strings.Join(s.logstores, ", "), "raw limit",
+		"AddBlock to LogStores", "2 of 3 acknowledging", "4.00 KiB writes, 8 at once", "ratio"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
+		}
+	}
 	s.interrupt()
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
 	defer scancel()

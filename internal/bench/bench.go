@@ -13,6 +13,11 @@
 // everything back from the earliest entry, and reports throughput, latency
 // percentiles (HDR histogram), requests per GiB, peak memory and the ratios
 // of the engine's figures to the raw ones.
+//
+// In QuorumBuffer mode the raw target is the LogStores (QuorumTarget):
+// blocks of the entry size sent with AddBlock to 3 of them, done when 2
+// accept them, as many at once as appends are in flight
+// (Config.RawInFlight).
 package bench
 
 import (
@@ -136,6 +141,13 @@ type Config struct {
 	// disks here vary 3x from one second to the next), and the mean of
 	// the runs that bracket the write phase estimates it best.
 	RawOnce bool
+	// RawInFlight, when above 0, makes the raw throughput phase write
+	// units of EntrySize, RawInFlight at once, instead of units of
+	// writer.maxBlockBytes with the target's Streams per log: the raw limit
+	// of the same payload with as many writes in flight as appends. It
+	// suits QuorumBuffer, whose writer sends each block as soon as a slot
+	// is free rather than filling it.
+	RawInFlight int
 
 	// Counter, when set, is the store the client writes through; its
 	// counts during the write and read phases are reported.
@@ -820,6 +832,9 @@ func measureRaw(ctx context.Context, cfg Config, w options.WriterConfig) (*RawRe
 func rawThroughput(ctx context.Context, cfg Config, w options.WriterConfig) (RawPhase, error) {
 	streams := cfg.Logs * max(cfg.Raw.Streams(w), 1)
 	block := int(w.MaxBlockBytes)
+	if cfg.RawInFlight > 0 {
+		streams, block = cfg.RawInFlight, cfg.EntrySize
+	}
 	rawBytes := cfg.RawBytes
 	if rawBytes == 0 {
 		rawBytes = cfg.TotalBytes
@@ -847,12 +862,20 @@ func rawPhase(ctx context.Context, cfg Config, phase Phase, name string, streams
 			}
 		}
 	}()
-	for i := range streams {
-		s, err := cfg.Raw.OpenStream(ctx, fmt.Sprintf("%s-%d", name, i))
+	if m, ok := cfg.Raw.(multiStreamTarget); ok {
+		ss, err := m.OpenStreams(ctx, name, streams)
 		if err != nil {
 			return res, err
 		}
-		opened = append(opened, s)
+		opened = append(opened, ss...)
+	} else {
+		for i := range streams {
+			s, err := cfg.Raw.OpenStream(ctx, fmt.Sprintf("%s-%d", name, i))
+			if err != nil {
+				return res, err
+			}
+			opened = append(opened, s)
+		}
 	}
 	data := randomBytes(opBytes)
 	var maxOps int64
@@ -912,6 +935,13 @@ func rawPhase(ctx context.Context, cfg Config, phase Phase, name string, streams
 	}
 	res.Latency, res.hist = summarize(hist), hist
 	return res, nil
+}
+
+// multiStreamTarget is a RawTarget whose streams of one measurement belong
+// together (QuorumTarget: the blocks of one segment).
+type multiStreamTarget interface {
+	// OpenStreams opens n streams named after name.
+	OpenStreams(ctx context.Context, name string, n int) ([]RawStream, error)
 }
 
 // sampler calls tick every interval from its own goroutine, and a last time
