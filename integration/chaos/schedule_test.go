@@ -1,0 +1,267 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// kind is a kind of fault.
+type kind string
+
+// Kinds of faults. Every kind runs at least once in a run of at least
+// len(kindsOf(mode)) cycles: the schedule starts with a shuffled pass over all
+// of them.
+const (
+	killWriter    kind = "kill-writer"    // SIGKILL a log's writer process; a new one (next epoch) takes over
+	killReader    kind = "kill-reader"    // SIGKILL a reader process; a new one starts from remembered positions
+	killLogStore  kind = "kill-logstore"  // SIGKILL a LogStore, restart it (empty memory) after the hold
+	killMinIO     kind = "kill-minio"     // SIGKILL MinIO, restart it after the hold
+	killEtcd      kind = "kill-etcd"      // SIGKILL etcd, restart it after the hold
+	pauseWriter   kind = "pause-writer"   // SIGSTOP a writer longer than the upload timeout, maybe replace it, SIGCONT: the zombie
+	pauseReader   kind = "pause-reader"   // SIGSTOP a reader process, SIGCONT
+	pauseLogStore kind = "pause-logstore" // SIGSTOP a LogStore longer than its lease and the call timeout, SIGCONT
+	netDrop       kind = "net-drop"       // partition a link both ways
+	netOneWay     kind = "net-oneway"     // partition a link one way
+	netLatency    kind = "net-latency"    // delay every chunk on a link
+	netBandwidth  kind = "net-bandwidth"  // limit a link's bandwidth
+	netReset      kind = "net-reset"      // reset every connection of a link, refuse new ones for the hold
+	objCorrupt    kind = "obj-corrupt"    // corrupt a block object behind the engine's back: readers must fail with ErrCorrupt
+	objDelete     kind = "obj-delete"     // delete a block object of a sealed segment: readers must fail with ErrCorrupt
+	sameEpoch     kind = "same-epoch"     // two new writers of one log start at the same epoch
+	racingEpochs  kind = "racing-epochs"  // two new writers of one log start at once with consecutive epochs
+)
+
+// memoryKinds are the kinds of MemoryBuffer mode; quorum mode adds the
+// LogStore kinds.
+var memoryKinds = []kind{
+	killWriter, killReader, killMinIO, killEtcd,
+	pauseWriter, pauseReader,
+	netDrop, netOneWay, netLatency, netBandwidth, netReset,
+	objCorrupt, objDelete,
+	sameEpoch, racingEpochs,
+}
+
+func kindsOf(mode string) []kind {
+	if mode == modeQuorum {
+		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore)
+	}
+	return memoryKinds
+}
+
+// Modes.
+const (
+	modeMemory = "memory"
+	modeQuorum = "quorum"
+)
+
+// Links a network fault can cut: a proxy between a group of client
+// processes and a server. Clients are writers, readers (reader processes)
+// and logstores; LogStores are reached by writers and readers alike through
+// one proxy each (their registered address).
+func linksOf(mode string) []string {
+	links := []string{"writer>minio", "writer>etcd", "reader>minio", "reader>etcd"}
+	if mode == modeQuorum {
+		links = append(links, "logstore>minio", "logstore>etcd", "client>ls0", "client>ls1", "client>ls2")
+	}
+	return links
+}
+
+// timing are the durations a schedule draws from. The engine's timeouts
+// (childConfig) are chosen against them: a pause lasts longer than the
+// upload timeout and a LogStore's lease.
+type timing struct {
+	killHold  [2]time.Duration // how long a killed server stays down
+	pauseHold [2]time.Duration
+	netHold   [2]time.Duration
+	resetHold [2]time.Duration
+}
+
+var defaultTiming = timing{
+	killHold:  [2]time.Duration{200 * time.Millisecond, 1200 * time.Millisecond},
+	pauseHold: [2]time.Duration{uploadTimeout + 300*time.Millisecond, uploadTimeout + 1200*time.Millisecond},
+	netHold:   [2]time.Duration{300 * time.Millisecond, 2000 * time.Millisecond},
+	resetHold: [2]time.Duration{0, 600 * time.Millisecond},
+}
+
+// fault is one fault of a cycle, fully drawn from the seed: rerunning a
+// seed reruns the same faults on the same targets with the same durations.
+type fault struct {
+	Kind kind
+	// Log is the log of a writer fault (index into the run's logs).
+	Log int
+	// Target is the reader process (index into the reader slots), the
+	// LogStore, or the link (index into linksOf) the fault hits.
+	Target int
+	// Hold is how long the fault lasts before it heals.
+	Hold time.Duration
+	// Replace: a paused writer is replaced by a writer of the next epoch
+	// while it sleeps, so that it wakes up as a zombie.
+	Replace bool
+	// Up: a one-way partition stalls client-to-server bytes (else
+	// server-to-client).
+	Up bool
+	// Latency and Rate shape a link.
+	Latency time.Duration
+	Rate    int
+	// Damage selects how an object is damaged (obj-corrupt).
+	Damage int
+}
+
+// cycle is a step of the schedule: one fault, sometimes two that overlap.
+type cycle struct {
+	N      int
+	Faults []fault
+}
+
+func (f fault) String(mode string) string {
+	var b strings.Builder
+	b.WriteString(string(f.Kind))
+	switch f.Kind {
+	case killWriter, sameEpoch, racingEpochs:
+		fmt.Fprintf(&b, " log%d", f.Log)
+	case pauseWriter:
+		fmt.Fprintf(&b, " log%d for %s", f.Log, f.Hold)
+		if f.Replace {
+			b.WriteString(", replaced")
+		}
+	case killReader:
+		fmt.Fprintf(&b, " reader%d", f.Target)
+	case pauseReader:
+		fmt.Fprintf(&b, " reader%d for %s", f.Target, f.Hold)
+	case killLogStore, pauseLogStore:
+		fmt.Fprintf(&b, " ls%d for %s", f.Target, f.Hold)
+	case killMinIO, killEtcd:
+		fmt.Fprintf(&b, " for %s", f.Hold)
+	case netDrop, netReset:
+		fmt.Fprintf(&b, " %s for %s", linksOf(mode)[f.Target], f.Hold)
+	case netOneWay:
+		dir := "down"
+		if f.Up {
+			dir = "up"
+		}
+		fmt.Fprintf(&b, " %s %s for %s", linksOf(mode)[f.Target], dir, f.Hold)
+	case netLatency:
+		fmt.Fprintf(&b, " %s +%s for %s", linksOf(mode)[f.Target], f.Latency, f.Hold)
+	case netBandwidth:
+		fmt.Fprintf(&b, " %s %dKiB/s for %s", linksOf(mode)[f.Target], f.Rate>>10, f.Hold)
+	case objCorrupt:
+		fmt.Fprintf(&b, " (%s)", damages[f.Damage].name)
+	}
+	return b.String()
+}
+
+func (c cycle) String(mode string) string {
+	parts := make([]string, len(c.Faults))
+	for i, f := range c.Faults {
+		parts[i] = f.String(mode)
+	}
+	return strings.Join(parts, " + ")
+}
+
+// resources names what a fault occupies; two faults of one cycle share none.
+// "solo" faults run alone.
+func (f fault) resources(mode string) []string {
+	switch f.Kind {
+	case objCorrupt, objDelete:
+		return []string{"solo"}
+	case killWriter, pauseWriter, sameEpoch, racingEpochs:
+		return []string{fmt.Sprintf("writer%d", f.Log)}
+	case killReader, pauseReader:
+		return []string{fmt.Sprintf("reader%d", f.Target)}
+	case killLogStore, pauseLogStore:
+		// QuorumBuffer tolerates one LogStore failure at a time.
+		return []string{"logstore"}
+	case killMinIO:
+		return []string{"minio"}
+	case killEtcd:
+		return []string{"etcd"}
+	}
+	link := linksOf(mode)[f.Target]
+	if strings.HasPrefix(link, "client>ls") {
+		return []string{"link:" + link, "logstore"}
+	}
+	return []string{"link:" + link}
+}
+
+// schedule draws cycles from rng: first every kind of the mode once, in a
+// shuffled order, then kinds at random; a quarter of the cycles add a second,
+// overlapping fault on other resources.
+func schedule(rng *rand.Rand, mode string, cycles, logs, readers int, tm timing) []cycle {
+	kinds := kindsOf(mode)
+	first := slices.Clone(kinds)
+	rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
+	out := make([]cycle, 0, cycles)
+	for n := 1; n <= cycles; n++ {
+		var k kind
+		if n <= len(first) {
+			k = first[n-1]
+		} else {
+			k = kinds[rng.IntN(len(kinds))]
+		}
+		c := cycle{N: n, Faults: []fault{drawFault(rng, mode, k, logs, readers, tm)}}
+		if rng.IntN(4) == 0 {
+			second := drawFault(rng, mode, kinds[rng.IntN(len(kinds))], logs, readers, tm)
+			if !conflict(mode, c.Faults[0], second) {
+				c.Faults = append(c.Faults, second)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func conflict(mode string, a, b fault) bool {
+	ra, rb := a.resources(mode), b.resources(mode)
+	if slices.Contains(ra, "solo") || slices.Contains(rb, "solo") {
+		return true
+	}
+	for _, r := range ra {
+		if slices.Contains(rb, r) {
+			return true
+		}
+	}
+	return false
+}
+
+func between(rng *rand.Rand, r [2]time.Duration) time.Duration {
+	if r[1] <= r[0] {
+		return r[0]
+	}
+	d := r[0] + time.Duration(rng.Int64N(int64(r[1]-r[0])))
+	return d.Round(10 * time.Millisecond)
+}
+
+func drawFault(rng *rand.Rand, mode string, k kind, logs, readers int, tm timing) fault {
+	f := fault{Kind: k, Log: rng.IntN(logs)}
+	switch k {
+	case killReader, pauseReader:
+		f.Target = rng.IntN(readers)
+	case killLogStore, pauseLogStore:
+		f.Target = rng.IntN(3)
+	case netDrop, netOneWay, netLatency, netBandwidth, netReset:
+		f.Target = rng.IntN(len(linksOf(mode)))
+	}
+	switch k {
+	case killMinIO, killEtcd, killLogStore:
+		f.Hold = between(rng, tm.killHold)
+	case pauseWriter, pauseReader, pauseLogStore:
+		f.Hold = between(rng, tm.pauseHold)
+		f.Replace = rng.IntN(3) > 0
+	case netDrop, netOneWay, netLatency, netBandwidth:
+		f.Hold = between(rng, tm.netHold)
+		f.Up = rng.IntN(2) == 0
+		f.Latency = time.Duration(20+rng.IntN(181)) * time.Millisecond
+		f.Rate = (8 + rng.IntN(57)) << 10
+	case netReset:
+		f.Hold = between(rng, tm.resetHold)
+	case objCorrupt:
+		f.Damage = rng.IntN(len(damages))
+	}
+	if k != pauseWriter {
+		f.Replace = false
+	}
+	return f
+}
