@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -353,10 +354,11 @@ func (b *Backend) readFromAny(ctx context.Context, ref segment.Ref, epoch int64,
 	return nil, errs
 }
 
-func (b *Backend) readBlock(ctx context.Context, c quorumpb.LogStoreClient, ref segment.Ref, epoch, blk int64) ([]byte, error) {
+func (b *Backend) readBlock(ctx context.Context, c quorumpb.LogStoreClient, ref segment.Ref, epoch, blk int64,
+	opts ...grpc.CallOption) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
 	defer cancel()
-	resp, err := c.ReadBlock(cctx, &quorumpb.ReadBlockRequest{Segment: pbSegment(ref, epoch), BlockNo: blk})
+	resp, err := c.ReadBlock(cctx, &quorumpb.ReadBlockRequest{Segment: pbSegment(ref, epoch), BlockNo: blk}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +411,10 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 		return segment.SealInfo{}, err
 	}
 	fences, errs := ask(ctx, b, cs, func(ctx context.Context, c quorumpb.LogStoreClient) (*quorumpb.FenceResponse, error) {
-		return c.Fence(ctx, &quorumpb.FenceRequest{Segment: pbSegment(ref, epoch), CreatedRevision: p.Revision})
+		// Wait for a connection within the call timeout: a replica that
+		// is reconnecting must still get the chance to answer.
+		return c.Fence(ctx, &quorumpb.FenceRequest{Segment: pbSegment(ref, epoch), CreatedRevision: p.Revision},
+			grpc.WaitForReady(true))
 	})
 	answers := make([]Answer, len(cs))
 	for i, f := range fences {
@@ -432,7 +437,7 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 			ref.SegmentID, ref.LogID, errors.Join(errs...))
 	}
 	for blk := stored.Blocks; blk < d.End; blk++ {
-		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk)
+		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk, grpc.WaitForReady(true))
 		if err != nil {
 			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: read block %d from %s",
 				ref.SegmentID, ref.LogID, blk, p.Nodes[d.Sources[blk]].ID)

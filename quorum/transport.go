@@ -3,9 +3,11 @@ package quorum
 import (
 	"crypto/tls"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/errors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -54,7 +56,14 @@ func (t *GRPCTransport) Replica(addr string) (quorumpb.LogStoreClient, error) {
 	}
 	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes),
-			grpc.ForceCodecV2(quorumpb.Codec{})))
+			grpc.ForceCodecV2(quorumpb.Codec{})),
+		// A LogStore that restarts is back within seconds: reconnect
+		// within a second of that, not after gRPC's default backoff of up
+		// to two minutes, during which every call would fail at once.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}))
 	if err != nil {
 		return nil, errors.Wrapf(err, "logstore %s", addr)
 	}
