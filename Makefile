@@ -11,7 +11,7 @@ LONG ?= 0
 # Nested Go modules (built, vetted and tested like the root one).
 MILVUS_MOD := $(wildcard adaptor/milvus/go.mod)
 
-.PHONY: all tools build run test lint bench clean clean-tools proto
+.PHONY: all tools build run test lint bench chaos clean clean-tools proto
 
 all: build
 
@@ -55,6 +55,19 @@ endif
 proto:
 	protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative quorum/quorumpb/logstore.proto
+
+## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
+## cycles per mode, CHAOS_MODE memory, quorum or both, CHAOS_SEED to rerun a
+## failing seed (0: a new one); the history files, process logs and report go
+## to .run/chaos/. Its short run is part of make test.
+CHAOS_CYCLES ?= 1000
+CHAOS_MODE ?= both
+CHAOS_SEED ?= 0
+CHAOS_FLAGS ?= -race
+chaos: tools
+	rm -rf .run/chaos && mkdir -p .run/chaos
+	$(GO) test $(CHAOS_FLAGS) -count=1 -timeout 0 -v -run 'TestChaos$$' ./integration/chaos \
+		-chaos.cycles=$(CHAOS_CYCLES) -chaos.mode=$(CHAOS_MODE) -chaos.seed=$(CHAOS_SEED) -chaos.history=$(CURDIR)/.run/chaos
 
 ## bench: run benchmarks (no tests) against real servers
 bench: tools

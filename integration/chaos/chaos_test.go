@@ -115,6 +115,9 @@ func runMode(t *testing.T, mode string, seed, stream uint64, cycles int) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			t.Fatalf("-chaos.history: %s is not empty; remove it or give another folder", dir)
+		}
 	} else {
 		d, err := os.MkdirTemp("", "woodpecker-chaos-"+mode+"-")
 		if err != nil {
