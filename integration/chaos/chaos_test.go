@@ -68,13 +68,13 @@ func TestChaos(t *testing.T) {
 	if slices.Contains(modes, modeQuorum) {
 		woodpeckerBinary(t)
 	}
-	for i, mode := range modes {
+	for _, mode := range modes {
 		n := cycles
 		if n <= 0 {
 			n = shortCycles[mode]
 		}
 		t.Run(mode, func(t *testing.T) {
-			runMode(t, mode, seed, uint64(i), n)
+			runMode(t, mode, seed, n)
 		})
 	}
 }
@@ -96,6 +96,8 @@ type runner struct {
 	// need is, per log, the first writer process of the current cycle's
 	// writer fault: recovery counts its acknowledgements only.
 	need map[int]int
+	// spans are the cycles run, for the timeline and the plot.
+	spans []cycleSpan
 
 	faults    map[kind]int
 	recovery  map[kind][]time.Duration
@@ -107,7 +109,13 @@ type runner struct {
 	cyclesRun int
 }
 
-func runMode(t *testing.T, mode string, seed, stream uint64, cycles int) {
+func runMode(t *testing.T, mode string, seed uint64, cycles int) {
+	// Each mode draws from its own stream of the seed, so that a mode
+	// rerun alone (-chaos.mode) gets the schedule it had in a run of both.
+	stream := uint64(0)
+	if mode == modeQuorum {
+		stream = 1
+	}
 	dir := *flagHistory
 	keep := dir != ""
 	if keep {
@@ -419,6 +427,7 @@ type cycleSpan struct {
 }
 
 func (r *runner) timeline(s cycleSpan) {
+	r.spans = append(r.spans, s)
 	f, err := os.OpenFile(filepath.Join(r.c.dir, "timeline.ndjson"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		r.t.Fatal(err)
@@ -649,6 +658,9 @@ func (r *runner) final() {
 	report := r.report(rep, len(h), finalTook, time.Since(checkStart))
 	t.Log("\n" + report)
 	_ = os.WriteFile(filepath.Join(c.dir, "report.txt"), []byte(report), 0o644)
+	if err := plotSVG(filepath.Join(c.dir, "chaos.svg"), h, r.spans, r.logs); err != nil {
+		t.Logf("plot: %v", err)
+	}
 	for _, p := range r.childRaces() {
 		c.problem("%s", p)
 	}
