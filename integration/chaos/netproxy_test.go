@@ -187,13 +187,19 @@ func (p *proxy) current() netFault {
 
 func (p *proxy) serve(pc *proxyConn) {
 	defer p.wg.Done()
+	refused := false
 	defer func() {
 		p.mu.Lock()
 		delete(p.conns, pc)
 		p.mu.Unlock()
-		pc.close()
+		if refused {
+			pc.reset()
+		} else {
+			pc.close()
+		}
 	}()
 	if p.current().Refuse {
+		refused = true
 		return
 	}
 	// A partition holds the connection attempt (SYNs are retransmitted).
