@@ -380,12 +380,6 @@ func (p *proc) activate(epoch int64) bool {
 	return true
 }
 
-func (p *proc) isStandby() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.standby
-}
-
 // signal sends sig to the child's process group.
 func (p *proc) signal(sig syscall.Signal) {
 	if p.alive() {
