@@ -43,28 +43,35 @@ func etcdParams(t *testing.T) map[string]string {
 	}
 }
 
+// minioParams are Milvus's parameters for a fresh bucket and root on the
+// test MinIO, with woodpecker.storage.type set to storageType.
+func minioParams(t *testing.T, s3 testenv.S3, storageType, bucket, root string) map[string]string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(s3.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := etcdParams(t)
+	for k, v := range map[string]string{
+		"woodpecker.storage.type": storageType,
+		"minio.address":           host,
+		"minio.port":              port,
+		"minio.bucketName":        bucket,
+		"minio.rootPath":          root,
+		"minio.accessKeyID":       s3.AccessKey,
+		"minio.secretAccessKey":   s3.SecretKey,
+		"minio.useSSL":            map[bool]string{true: "true", false: "false"}[s3.Secure],
+		"minio.region":            s3.Region,
+	} {
+		kv[k] = v
+	}
+	return kv
+}
+
 var backends = []backend{
 	{"minio", func(t *testing.T) map[string]string {
 		s3 := testenv.MinIO(t)
-		host, port, err := net.SplitHostPort(s3.Endpoint)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv := etcdParams(t)
-		for k, v := range map[string]string{
-			"woodpecker.storage.type": "minio",
-			"minio.address":           host,
-			"minio.port":              port,
-			"minio.bucketName":        testenv.NewBucket(t, s3),
-			"minio.rootPath":          testenv.UniquePrefix(t),
-			"minio.accessKeyID":       s3.AccessKey,
-			"minio.secretAccessKey":   s3.SecretKey,
-			"minio.useSSL":            map[bool]string{true: "true", false: "false"}[s3.Secure],
-			"minio.region":            s3.Region,
-		} {
-			kv[k] = v
-		}
-		return kv
+		return minioParams(t, s3, "minio", testenv.NewBucket(t, s3), testenv.UniquePrefix(t))
 	}},
 	{"localfs", func(t *testing.T) map[string]string {
 		kv := etcdParams(t)
@@ -76,12 +83,8 @@ var backends = []backend{
 	// under the root the client derives, uploading to MinIO.
 	{"service", func(t *testing.T) map[string]string {
 		s3 := testenv.MinIO(t)
-		host, port, err := net.SplitHostPort(s3.Endpoint)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv := etcdParams(t)
 		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
+		kv := minioParams(t, s3, "service", bucket, root)
 		store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
 			SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: joinPrefix(root, KeySuffix)})
 		if err != nil {
@@ -90,19 +93,6 @@ var backends = []backend{
 		t.Cleanup(func() { _ = store.Close() })
 		cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
 		cluster.Register(t, testenv.Etcd(t), joinPrefix(kv["etcd.rootPath"], KeySuffix))
-		for k, v := range map[string]string{
-			"woodpecker.storage.type": "service",
-			"minio.address":           host,
-			"minio.port":              port,
-			"minio.bucketName":        bucket,
-			"minio.rootPath":          root,
-			"minio.accessKeyID":       s3.AccessKey,
-			"minio.secretAccessKey":   s3.SecretKey,
-			"minio.useSSL":            map[bool]string{true: "true", false: "false"}[s3.Secure],
-			"minio.region":            s3.Region,
-		} {
-			kv[k] = v
-		}
 		return kv
 	}},
 }
