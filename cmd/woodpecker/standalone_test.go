@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ import (
 type standaloneRun struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *strings.Builder
+	stderr *syncBuilder
 	exited chan error
 	lines  []string // stdout up to the ready line
 	rest   chan string
@@ -54,7 +55,7 @@ func startStandalone(t *testing.T, c *cli, args ...string) *standaloneRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &standaloneRun{t: t, cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1), rest: make(chan string, 100)}
+	s := &standaloneRun{t: t, cmd: cmd, stderr: &syncBuilder{}, exited: make(chan error, 1), rest: make(chan string, 100)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -371,4 +372,23 @@ func TestStandaloneInProcessLeavesNoGoroutine(t *testing.T) {
 	if c := <-code; c != exitOK {
 		t.Fatalf("exit %d after cancel, want 0: %s", c, stderr.String())
 	}
+}
+
+// syncBuilder is a strings.Builder that a process's output goroutine writes
+// while the test reads it.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
