@@ -9,7 +9,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 )
 
-// gcKeys is the key scheme garbage collection reads (internal/gc.Storage).
+// gcKeys is the key scheme garbage collection reads (woodpecker/internal/gc.Storage).
 type gcKeys interface {
 	Store() objstore.Store
 	KeyRoot() string

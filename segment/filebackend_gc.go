@@ -6,7 +6,7 @@ import (
 )
 
 // The key scheme of a FileBackend's Store, for garbage collection (see
-// internal/gc): <logID>/<segmentID, 19 digits>.<seg|fence|seal>.
+// woodpecker/internal/gc): <logID>/<segmentID, 19 digits>.<seg|fence|seal>.
 
 // KeyRoot returns the prefix of every key of the backend's segments: the
 // directory itself, "".

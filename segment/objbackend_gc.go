@@ -3,7 +3,7 @@ package segment
 import "strings"
 
 // The key scheme of an ObjectBackend, for garbage collection (see
-// internal/gc): <root>/<logID>/<segmentID, 19 digits>/<name>.
+// woodpecker/internal/gc): <root>/<logID>/<segmentID, 19 digits>/<name>.
 
 // KeyRoot returns the prefix of every key of the backend's segments: ""
 // or the root with one trailing slash.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 
-	"github.com/woodpecker-wal/woodpecker/internal/gc"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )

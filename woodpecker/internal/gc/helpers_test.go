@@ -12,7 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/woodpecker-wal/woodpecker/internal/gc"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"

@@ -15,7 +15,7 @@ import (
 	"github.com/cockroachdb/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/woodpecker-wal/woodpecker/internal/gc"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
