@@ -117,8 +117,10 @@ func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 	}
 	b.mu.Lock()
 	chosen := chooseEnsemble(nodes, b.placed)
-	for _, n := range chosen {
-		b.placed[n.ID]++
+	if len(chosen) == EnsembleSize {
+		for _, n := range chosen {
+			b.placed[n.ID]++
+		}
 	}
 	b.mu.Unlock()
 	if len(chosen) < EnsembleSize {

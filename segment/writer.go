@@ -420,7 +420,11 @@ func (w *Writer) createSegment(op coreOp[pendingEntry]) opResult {
 		if w.placer != nil {
 			p, err := w.placer.Place(ctx, ref)
 			if err != nil {
-				return opResult{err: errors.Wrapf(err, "place segment %d of log %d", op.segID, w.cfg.LogID), final: true}
+				// Retried like the creation: placing has no effect
+				// until the segment is created, and a LogStore that is
+				// restarting is registered again within seconds.
+				return opResult{err: errors.Wrapf(err, "place segment %d of log %d", op.segID, w.cfg.LogID),
+					ctxDone: ctx.Err() != nil}
 			}
 			placement = p
 		}
