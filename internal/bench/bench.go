@@ -845,7 +845,9 @@ func rawThroughput(ctx context.Context, cfg Config, w options.WriterConfig) (Raw
 	} else {
 		rawBytes = max(rawBytes, int64(streams)*int64(block))
 	}
-	return rawPhase(ctx, cfg, PhaseRawThroughput, "tput-"+randomHex(6), streams, block, rawBytes, deadline, 0)
+	// At least one write per stream: a loaded machine can spend the whole
+	// duration opening the streams, and a rate of nothing measures nothing.
+	return rawPhase(ctx, cfg, PhaseRawThroughput, "tput-"+randomHex(6), streams, block, rawBytes, deadline, int64(streams))
 }
 
 // rawPhase writes opBytes units to streams streams at once until total
