@@ -36,6 +36,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 // Files Open keeps in the directory beside etcd's own "member" folder.
@@ -249,7 +251,7 @@ func (s *Server) takeOver(ctx context.Context, lock *os.File) error {
 	}
 	if err != nil {
 		_ = unlock(lock)
-		return errors.Mark(errors.Wrapf(err, "embedded etcd in %s: take over from the process that served it", s.dir), ErrHostGone)
+		return walerr.Mark(errors.Wrapf(err, "embedded etcd in %s: take over from the process that served it", s.dir), ErrHostGone)
 	}
 	s.mu.Lock()
 	s.etcd, s.lock, s.endpoint = e, lock, ep
