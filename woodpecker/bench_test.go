@@ -1,7 +1,7 @@
 package woodpecker_test
 
 // Benchmarks of the engine next to the raw limit of its storage, measured
-// in the same run by internal/bench (the runner `woodpecker bench` uses).
+// in the same run by bench (the runner `woodpecker bench` uses).
 //
 //	make bench BENCH='Append|LoneWriter'
 //	go test -run '^$' -bench 'Append|LoneWriter' -benchtime 1s ./woodpecker/
@@ -44,7 +44,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/woodpecker-wal/woodpecker/internal/bench"
+	"github.com/woodpecker-wal/woodpecker/bench"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"

@@ -7,7 +7,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
-	"github.com/woodpecker-wal/woodpecker/internal/bench"
+	"github.com/woodpecker-wal/woodpecker/bench"
 )
 
 // Chart colors.

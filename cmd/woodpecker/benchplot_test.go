@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
-	"github.com/woodpecker-wal/woodpecker/internal/bench"
+	"github.com/woodpecker-wal/woodpecker/bench"
 )
 
 // TestShortBenchPlotsEnoughPointsOnOneTimeAxis: a short bench run (here

@@ -12,7 +12,7 @@ import (
 	"github.com/vbauerster/mpb/v8/cwriter"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/woodpecker-wal/woodpecker/internal/bench"
+	"github.com/woodpecker-wal/woodpecker/bench"
 )
 
 // phaseNames are the progress labels of the benchmark's phases.

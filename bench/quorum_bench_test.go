@@ -5,7 +5,7 @@ package bench
 // blocks of the same payload sent with AddBlock to the 3 LogStores, done
 // when 2 accept them):
 //
-//	go test -run '^$' -bench Quorum -benchtime 3000x ./internal/bench/
+//	go test -run '^$' -bench Quorum -benchtime 3000x ./bench/
 //
 // lone/1KiB: one goroutine appending 1 KiB synchronously, against one raw
 // block at a time. Metrics: p50-ms, p99-ms (appends), raw-p50-ms,
