@@ -6,13 +6,16 @@
 // history package's checker.
 //
 //	go test ./integration/chaos                         # the short run (part of make test)
-//	go test ./integration/chaos -chaos.cycles=1000      # the long run (make chaos)
+//	go test ./integration/chaos -chaos.cycles=1000 -timeout 0   # the long run (make chaos)
 //	go test ./integration/chaos -chaos.seed=N -chaos.mode=quorum -chaos.history=/tmp/h
 //
-// Flags: -chaos.cycles (per mode), -chaos.seed (0: random; printed, and a
-// failing seed reruns the same schedule), -chaos.mode (memory, quorum or
-// both), -chaos.history (keep the history files, process logs and report
-// there; by default they are kept only when the test fails).
+// Flags: -chaos.cycles (per mode; 0, the default, is the short run: 30
+// cycles in memory mode and 20 in quorum mode, every kind at least once),
+// -chaos.seed (0: random; printed, and a failing seed reruns the same
+// schedule, also for one mode alone), -chaos.mode (memory, quorum or both),
+// -chaos.history (keep the history files, process logs, timeline.ndjson,
+// report.txt and chaos.svg there; by default they are kept only when the
+// test fails, in a temp folder the test names).
 //
 // # Processes
 //
@@ -20,9 +23,12 @@
 // TestChaosChild with a JSON spec in WOODPECKER_CHAOS_CHILD. Each writes its
 // own history file (history.Recorder) with times from one history.Clock
 // whose origin the runner passes down. A writer appends unique values
-// ("p<process>-<seq>") to one log at a fixed pace, several in flight; after a
-// failure it opens the writer again at the same epoch, and once fenced it
-// makes a few more appends (all must fail) and exits. A reader process runs
+// ("p<process>-<seq>") to one log in bursts at a fixed pace, several in
+// flight; after a failure it opens the writer again at the same epoch, and
+// once fenced it makes a few more appends (all must fail) and exits. Each
+// log keeps a standby writer process, connected and waiting for its epoch,
+// so that a writer fault measures the engine's takeover, not a process
+// start. A reader process runs
 // one session per log, from Earliest, Latest, or an id remembered from
 // earlier acknowledgements (At, After), records deliveries in chunks, and
 // resumes after its last entry when a session fails. Every process runs in
@@ -67,5 +73,7 @@
 // wedged log (no write acknowledged within a minute of the faults healing),
 // on a failed damage check, and on a data race or panic in a child. The
 // report gives cycles, faults of each kind with recovery times,
-// acked/read/lost/duplicated counts and the seed.
+// acked/read/lost/duplicated counts and the seed; chaos.svg plots
+// acknowledged appends a second and the slowest ack per log with the fault
+// windows shaded.
 package chaos
