@@ -235,6 +235,27 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.b.cfg.CallTimeout)
 			defer cancel()
 			resp, err := r.AddBlock(cctx, req)
+			// A replica over its byte budget frees memory as uploads go
+			// on and it hears of them: send it the block again soon, with
+			// the newest watermark, within the call timeout, rather than
+			// count it as missing the block (which rolls the segment, and
+			// the next ensemble is as full).
+			for wait := budgetRetryMin; status.Code(err) == codes.ResourceExhausted; wait = min(2*wait, budgetRetryMax) {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-cctx.Done():
+					t.Stop()
+				}
+				if cctx.Err() != nil {
+					break
+				}
+				s.mu.Lock()
+				again := &quorumpb.AddBlockRequest{Segment: req.Segment, BlockNo: blockNo, Block: block, Lac: s.lac.get(),
+					Uploaded: s.uploaded, Uploader: req.Uploader, CreatedRevision: req.CreatedRevision}
+				s.mu.Unlock()
+				resp, err = r.AddBlock(cctx, again)
+			}
 			s.mu.Lock()
 			if err == nil && resp.GetUploaded() >= 0 {
 				s.uploaded = max(s.uploaded, resp.GetUploaded())
@@ -281,6 +302,13 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 	return errors.Wrapf(errs, "block %d of segment %d of log %d: %d of %d replicas hold it, %d needed",
 		blockNo, s.ref.SegmentID, s.ref.LogID, acks, len(s.replicas), AckQuorum)
 }
+
+// A block a replica refused for its byte budget is sent again after
+// budgetRetryMin, doubling up to budgetRetryMax, within the call timeout.
+const (
+	budgetRetryMin = 2 * time.Millisecond
+	budgetRetryMax = 100 * time.Millisecond
+)
 
 func isFenced(err error) bool {
 	st, ok := status.FromError(err)
@@ -334,6 +362,9 @@ func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int6
 	for blk := stored.Blocks; blk < blocks; blk++ {
 		data, err := b.readFromAny(ctx, ref, epoch, cs, blk)
 		if err != nil {
+			if b.uploaded(ctx, ref, blk) {
+				continue // the uploader got there first, and dropped its copy
+			}
 			return errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
 		}
 		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
@@ -341,6 +372,14 @@ func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int6
 		}
 	}
 	return nil
+}
+
+// uploaded reports whether block blk of the segment is in object storage.
+// A replica drops a block once it is uploaded, so a block that a replica
+// listed may be gone from it by the time it is read: then it is here.
+func (b *Backend) uploaded(ctx context.Context, ref segment.Ref, blk int64) bool {
+	_, err := b.ObjectBackend.Store().Stat(ctx, segment.BlockKey(b.ObjectBackend.Root(), ref.LogID, ref.SegmentID, blk))
+	return err == nil
 }
 
 // readFromAny reads one block from the first replica that has it.
@@ -440,6 +479,9 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 	}
 	for blk := stored.Blocks; blk < d.End; blk++ {
 		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk, grpc.WaitForReady(true))
+		if err != nil && b.uploaded(ctx, ref, blk) {
+			continue // uploaded and dropped between the fence and the read
+		}
 		if err != nil {
 			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: read block %d from %s",
 				ref.SegmentID, ref.LogID, blk, p.Nodes[d.Sources[blk]].ID)
