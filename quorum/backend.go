@@ -239,7 +239,9 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 			// on and it hears of them: send it the block again soon, with
 			// the newest watermark, within the call timeout, rather than
 			// count it as missing the block (which rolls the segment, and
-			// the next ensemble is as full).
+			// the next ensemble is as full). The watermark comes from the
+			// uploader, asked for it: no other answer may bring it while
+			// the writer waits for this block.
 			for wait := budgetRetryMin; status.Code(err) == codes.ResourceExhausted; wait = min(2*wait, budgetRetryMax) {
 				t := time.NewTimer(wait)
 				select {
@@ -249,6 +251,13 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 				}
 				if cctx.Err() != nil {
 					break
+				}
+				if !req.Uploader {
+					if st, serr := s.replicas[0].Status(cctx, &quorumpb.StatusRequest{Segment: req.Segment}); serr == nil {
+						s.mu.Lock()
+						s.uploaded = max(s.uploaded, st.GetUploaded())
+						s.mu.Unlock()
+					}
 				}
 				s.mu.Lock()
 				again := &quorumpb.AddBlockRequest{Segment: req.Segment, BlockNo: blockNo, Block: block, Lac: s.lac.get(),

@@ -501,7 +501,15 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 		}
 	} else if n > st.uploaded && n > st.dropped {
 		size := int64(len(data))
-		if s.held+size > s.cfg.BudgetBytes {
+		// Over the budget, the replica still takes the one block without
+		// which no memory can free: the block after the LAC (no later one
+		// can be acknowledged before it) and, on the uploader, the next
+		// block to upload (no later one can be uploaded before it).
+		// Refusing those while holding later blocks would leave every
+		// replica full for good. At most two blocks of a segment go over
+		// the budget so.
+		unblocks := n == st.lac+1 || (st.uploader && n == st.uploaded+1)
+		if s.held+size > s.cfg.BudgetBytes && !unblocks {
 			return nil, s.refuse(codes.ResourceExhausted, ReasonBudget,
 				"logstore %s holds %d bytes of its %d byte budget: block %d (%d bytes) does not fit; retry once uploads free memory",
 				s.cfg.NodeID, s.held, s.cfg.BudgetBytes, n, size)
