@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -318,9 +319,14 @@ func runCrash(t *testing.T, kind string, rounds, storeKills int) {
 		for k := 0; k < storeKills; k++ {
 			// QuorumBuffer: a LogStore dies (kill -9) while the writer
 			// writes, and comes back on its address with an empty
-			// memory; the writer goes on with the other two.
+			// memory; the writer goes on with the other two. The mode
+			// tolerates one lost replica per segment, not two: the next
+			// kill waits until every segment open at this one is sealed
+			// (the writer rolled away from it).
 			time.Sleep(time.Duration(200+rng.IntN(400)) * time.Millisecond)
+			open := openSegments(t, l)
 			s.stores.restart(rng.IntN(3))
+			waitSealed(t, l, open)
 		}
 		time.Sleep(delay)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -469,4 +475,40 @@ func tail2k(s string) string {
 		return "..." + s[len(s)-2048:]
 	}
 	return s
+}
+
+// openSegments returns the ids of the log's open segments.
+func openSegments(t *testing.T, l *woodpecker.Log) []int64 {
+	t.Helper()
+	st, err := l.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open []int64
+	for _, sg := range st.Segments {
+		if !sg.Sealed {
+			open = append(open, sg.ID)
+		}
+	}
+	return open
+}
+
+// waitSealed waits (at most a minute) until none of the segments ids is
+// open any more.
+func waitSealed(t *testing.T, l *woodpecker.Log, ids []int64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		still := false
+		for _, id := range openSegments(t, l) {
+			if slices.Contains(ids, id) {
+				still = true
+			}
+		}
+		if !still {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("segments %v still open a minute after a LogStore restart: the writer did not roll away", ids)
 }
