@@ -299,4 +299,3 @@ func (t *timeline) finish(last Interval) []Interval {
 	}
 	return t.intervals
 }
-

@@ -16,7 +16,7 @@ import (
 // were in flight at most.
 type slowGets struct {
 	objstore.Store
-	mu                 sync.Mutex
+	mu                sync.Mutex
 	inflight, maxSeen int
 }
 

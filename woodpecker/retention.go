@@ -8,9 +8,9 @@ import (
 
 	"github.com/cockroachdb/errors"
 
-	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 )
 
 // TruncatedError says that a position lies below the first entry still

@@ -6,8 +6,8 @@ import (
 
 	"github.com/cockroachdb/errors"
 
-	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
 	"github.com/woodpecker-wal/woodpecker/bench"
+	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
 )
 
 // Chart colors.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
 	"github.com/woodpecker-wal/woodpecker/bench"
+	"github.com/woodpecker-wal/woodpecker/cmd/woodpecker/internal/plot"
 )
 
 // TestShortBenchPlotsEnoughPointsOnOneTimeAxis: a short bench run (here

@@ -222,7 +222,7 @@ type txn struct {
 	then, els []clientv3.Op
 }
 
-func (t *txn) If(cs ...clientv3.Cmp) clientv3.Txn  { t.cmps = append(t.cmps, cs...); return t }
+func (t *txn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.cmps = append(t.cmps, cs...); return t }
 func (t *txn) Then(ops ...clientv3.Op) clientv3.Txn { t.then = append(t.then, ops...); return t }
 func (t *txn) Else(ops ...clientv3.Op) clientv3.Txn { t.els = append(t.els, ops...); return t }
 

@@ -15,12 +15,12 @@ import (
 	"github.com/cockroachdb/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 )
 
 // wasWhollyBelow returns the ids of the segments of l wholly below id.

@@ -12,7 +12,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
@@ -20,6 +19,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
+	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 )
 
 // clock is a wall clock that tests move forward, so TTLs and grace
