@@ -234,6 +234,15 @@ type WriterConfig struct {
 	RollMaxBlocks int           `yaml:"rollMaxBlocks"`
 	// LocalFlushDelay is FlushDelay for the local backend.
 	LocalFlushDelay time.Duration `yaml:"localFlushDelay"`
+	// BatchWindow > 0 packs the blocks of every log of the process into
+	// shared objects, one upload per window (docs/shared-objects.md); 0
+	// keeps one object per block.
+	BatchWindow time.Duration `yaml:"batchWindow"`
+	// ObjectBytes closes a shared object once it holds this many bytes.
+	ObjectBytes int64 `yaml:"objectBytes"`
+	// MaxInflightObjects bounds the shared objects the process uploads at
+	// once, whatever the number of logs.
+	MaxInflightObjects int `yaml:"maxInflightObjects"`
 }
 
 // UploadRetry is the retry policy of one block upload: exponential backoff from
@@ -361,10 +370,13 @@ func Default() Config {
 				MaxBackoff:     2 * time.Second,
 				TotalTimeout:   time.Minute,
 			},
-			RollMaxBytes:    256 * MiB,
-			RollMaxAge:      10 * time.Minute,
-			RollMaxBlocks:   1000,
-			LocalFlushDelay: 0,
+			RollMaxBytes:       256 * MiB,
+			RollMaxAge:         10 * time.Minute,
+			RollMaxBlocks:      1000,
+			LocalFlushDelay:    0,
+			BatchWindow:        0,
+			ObjectBytes:        8 * MiB,
+			MaxInflightObjects: 4,
 		},
 		Reader: ReaderConfig{
 			PrefetchBlocks: 4,

@@ -236,6 +236,9 @@ func (v *validator) writer(w WriterConfig) {
 	v.positive("writer.rollMaxAge", w.RollMaxAge)
 	v.atLeast("writer.rollMaxBlocks", w.RollMaxBlocks, 1)
 	v.nonNegative("writer.localFlushDelay", w.LocalFlushDelay)
+	v.nonNegative("writer.batchWindow", w.BatchWindow)
+	v.positiveSize("writer.objectBytes", w.ObjectBytes)
+	v.atLeast("writer.maxInflightObjects", w.MaxInflightObjects, 1)
 	v.blockFits(w)
 }
 

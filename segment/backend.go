@@ -14,6 +14,10 @@ type Ref struct {
 	// it was created, as the segment's metadata records it; empty for
 	// backends that place nothing (object storage, local files).
 	Placement string
+	// Owner is the token ("<epoch>:<nonce>") of the writer that writes the
+	// segment, set in the Refs a writer gives CreateSink; backends whose
+	// fencing is a metadata commit compare it (shared objects).
+	Owner string
 }
 
 // Placer is implemented by backends that choose where a segment lives

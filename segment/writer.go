@@ -16,6 +16,9 @@ import (
 type WriterConfig struct {
 	LogID int64
 	Epoch int64
+	// Owner is the writer's ownership token, passed to the backend in
+	// every Ref (see Ref.Owner).
+	Owner string
 	// FirstSegment is the id of the segment the writer starts; it is created
 	// in metadata when its first block is cut.
 	FirstSegment int64
@@ -407,7 +410,7 @@ func (w *Writer) attemptContext(op coreOp[pendingEntry]) (context.Context, conte
 func (w *Writer) createSegment(op coreOp[pendingEntry]) opResult {
 	ctx, cancel := w.attemptContext(op)
 	defer cancel()
-	ref := Ref{LogID: w.cfg.LogID, SegmentID: op.segID}
+	ref := Ref{LogID: w.cfg.LogID, SegmentID: op.segID, Owner: w.cfg.Owner}
 	w.mu.Lock()
 	sio := w.segs[op.segID]
 	if sio == nil {

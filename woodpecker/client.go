@@ -166,7 +166,7 @@ func etcdTLS(t options.EtcdTLS) (*tls.Config, error) {
 }
 
 func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
-	opts := []storage.Option{storage.WithEtcd(c.meta.Client())}
+	opts := []storage.Option{storage.WithEtcd(c.meta.Client()), storage.WithIndex(c.meta, c.logger)}
 	if o.store != nil {
 		opts = append(opts, storage.WithStore(o.store))
 	}

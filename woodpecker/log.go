@@ -68,7 +68,7 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 		flushDelay = w.LocalFlushDelay
 	}
 	sw := segment.NewWriter(segment.WriterConfig{
-		LogID: l.info.ID, Epoch: epoch, FirstSegment: next,
+		LogID: l.info.ID, Epoch: epoch, Owner: tok.String(), FirstSegment: next,
 		MaxEntryBytes: w.MaxEntryBytes, MaxBlockBytes: w.MaxBlockBytes, FlushDelay: flushDelay,
 		MaxInflight: w.MaxInflightUploads, MemoryBudget: w.MemoryBudgetBytes,
 		Compression:  compression(w.Compression),

@@ -81,6 +81,7 @@ type Reader struct {
 
 	backoff time.Duration
 	events  chan struct{} // segment metadata changed
+	blocks  chan struct{} // a block was committed into a shared object
 	closeCh chan struct{}
 	life    context.Context // ends at Close
 	stop    context.CancelFunc
@@ -106,12 +107,14 @@ func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, erro
 		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
-	r := &Reader{log: l, events: make(chan struct{}, 1), closeCh: make(chan struct{}), life: wctx, stop: stop}
+	r := &Reader{log: l, events: make(chan struct{}, 1), blocks: make(chan struct{}, 1),
+		closeCh: make(chan struct{}), life: wctx, stop: stop}
 	r.recheck.Store(true)
 	// Watch before listing, so no change between the two is missed.
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.watchSegments(wctx)
 	go r.watchDeleted(wctx)
+	go r.watchExtents(wctx)
 	if err := r.reload(ctx); err != nil {
 		r.Close()
 		return nil, err
@@ -189,6 +192,29 @@ func (r *Reader) watchSegments(ctx context.Context) {
 		}
 		// The watch ended (etcd restarted, or compaction): what changed
 		// meanwhile is unknown, so make the reader look again.
+		r.signal()
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// watchExtents wakes the reader when a writer in any process commits a
+// block of the log into a shared object (docs/shared-objects.md): tail
+// readers are pushed, not polling.
+func (r *Reader) watchExtents(ctx context.Context) {
+	defer r.wg.Done()
+	for ctx.Err() == nil {
+		for resp := range r.log.c.meta.WatchExtents(ctx, r.log.info.ID) {
+			if resp.Canceled {
+				break
+			}
+			select {
+			case r.blocks <- struct{}{}:
+			default:
+			}
+		}
 		r.signal()
 		select {
 		case <-ctx.Done():
@@ -407,6 +433,8 @@ func (r *Reader) wait(ctx context.Context, hubCh <-chan struct{}) error {
 	case <-hubCh:
 	case <-r.events:
 		r.dirty = true
+	case <-r.blocks:
+		r.resetBackoff()
 	case <-timer.C:
 		r.backoff = min(2*r.backoff, r.log.c.cfg.Reader.TailBackoffMax)
 	case <-ctx.Done():

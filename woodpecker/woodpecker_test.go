@@ -70,8 +70,15 @@ var quorumBackend = backend{name: "quorum", setup: func(t *testing.T, cfg *optio
 	return []woodpecker.Option{woodpecker.WithObjectStore(store)}
 }}
 
+// sharedBackend is MinIO with shared objects (docs/shared-objects.md): the
+// blocks of every log of the client go into objects shared by all logs.
+var sharedBackend = backend{name: "shared", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
+	cfg.Writer.BatchWindow = 5 * time.Millisecond
+	return minioBackend.setup(t, cfg)
+}}
+
 func allBackends() []backend {
-	return []backend{memBackend(nil), localBackend, minioBackend, quorumBackend}
+	return []backend{memBackend(nil), localBackend, minioBackend, quorumBackend, sharedBackend}
 }
 
 // newClient returns a client on a fresh etcd prefix and the backend's storage.

@@ -18,6 +18,9 @@
 //	<root>/log/<id>/seg/<segid>     SegmentMeta
 //	<root>/deleted/<id>             a deleted log whose data awaits garbage collection
 //
+// Shared objects add extents of open segments and object records
+// (extents.go).
+//
 // Garbage collection and readers add (gc.go):
 //
 //	<root>/log/<id>/gc              GCState: the GC floor, last runs, measured usage
@@ -465,7 +468,11 @@ func (s *Store) SealSegment(ctx context.Context, tok WriterToken, sm SegmentMeta
 		resp, err := s.cli.Txn(ctx).If(
 			s.ownerCmp(tok),
 			clientv3.Compare(clientv3.ModRevision(key), "=", want.Revision),
-		).Then(clientv3.OpPut(key, string(val))).Else(
+		).Then(
+			clientv3.OpPut(key, string(val)),
+			// A shared segment's extents now live in its seal record.
+			clientv3.OpDelete(s.segmentExtentsPrefix(sm.LogID, sm.ID), clientv3.WithPrefix()),
+		).Else(
 			clientv3.OpGet(key),
 			clientv3.OpGet(s.writerKey(tok.LogID)),
 		).Commit()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/awss3"
@@ -22,6 +23,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Storage is an open durability backend. Close it when done; its fields
@@ -61,6 +63,15 @@ type openOptions struct {
 	wrap  func(objstore.Store) objstore.Store
 	etcd  *clientv3.Client
 	tr    quorum.Transport
+	index shared.Index
+	log   *zap.Logger
+}
+
+// WithIndex gives Open the metadata that shared objects commit to and
+// read extents from (the client's meta.Store). Without it, segments of
+// shared objects can be neither written nor read.
+func WithIndex(index shared.Index, logger *zap.Logger) Option {
+	return func(o *openOptions) { o.index, o.log = index, logger }
 }
 
 // WithQuorumTransport makes QuorumBuffer reach its LogStores through t,
@@ -132,10 +143,35 @@ func Open(ctx context.Context, cfg options.Config, opts ...Option) (*Storage, er
 	}
 	objects := segment.NewObjectBackend(st.Store, "", cfg.Writer.MaxInflightUploads)
 	st.Backend = objects
-	if cfg.Mode == options.ModeQuorumBuffer {
+	switch {
+	case cfg.Mode == options.ModeQuorumBuffer:
 		st.Backend = openQuorum(cfg, objects, o, st)
+	case o.index != nil:
+		st.Backend = openShared(cfg, objects, o, st)
+	case cfg.Writer.BatchWindow > 0:
+		return nil, errors.New("writer.batchWindow > 0 needs the etcd metadata: open storage through the client")
 	}
 	return st, nil
+}
+
+// openShared puts the shared-object stream in front of the object backend
+// (it routes segments of the per-log layout to it).
+func openShared(cfg options.Config, objects *segment.ObjectBackend, o openOptions, st *Storage) segment.Backend {
+	w := cfg.Writer
+	b := shared.NewBackend(objects, o.index, shared.StreamConfig{
+		Window: w.BatchWindow, ObjectSize: w.ObjectBytes, MaxInflight: w.MaxInflightObjects,
+		RetryTimeout: w.UploadRetry.TotalTimeout, RetryInitial: w.UploadRetry.InitialBackoff,
+		RetryMax: w.UploadRetry.MaxBackoff,
+	}, o.log)
+	prev := st.close
+	st.close = func() error {
+		err := b.Close()
+		if prev != nil {
+			err = errors.CombineErrors(err, prev())
+		}
+		return err
+	}
+	return b
 }
 
 // openQuorum puts QuorumBuffer's backend in front of the object backend

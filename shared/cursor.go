@@ -1,0 +1,216 @@
+package shared
+
+import (
+	"context"
+	"sync"
+
+	"github.com/cockroachdb/errors"
+
+	"github.com/woodpecker-wal/woodpecker/internal/meta"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
+	"github.com/woodpecker-wal/woodpecker/segment"
+)
+
+// maxRunBytes bounds one ranged GET of adjacent blocks.
+const maxRunBytes = 8 << 20
+
+// cursor reads a shared segment's blocks in order: extents from the seal
+// record once the segment is sealed, from etcd while it is open; block
+// bytes by ranged GETs, adjacent blocks of one object merged into one GET,
+// up to prefetch GETs in flight.
+type cursor struct {
+	b        *Backend
+	ref      segment.Ref
+	next     int64
+	limit    int64 // block count of a sealed segment, -1 while unknown
+	prefetch int
+	sealed   bool          // exts come from the seal: every block is known
+	exts     []meta.Extent // known extents of blocks next, next+1, ...
+
+	mu     sync.Mutex
+	ahead  []*run // GETs in flight, in block order; ahead[0] starts at next
+	cancel context.CancelFunc
+	fctx   context.Context
+	wg     sync.WaitGroup
+}
+
+// run is one ranged GET of adjacent blocks of one object.
+type run struct {
+	off  int64         // where the GET starts in the object
+	exts []meta.Extent // blocks not yet returned
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+var _ segment.PrefetchCursor = (*cursor)(nil)
+
+func (c *cursor) SetPrefetch(blocks int) { c.prefetch = blocks }
+
+func (c *cursor) SetLimit(blocks int64) { c.limit = blocks }
+
+func (c *cursor) Skip(blockNo int64) {
+	c.dropAhead()
+	c.next = blockNo
+	for len(c.exts) > 0 && c.exts[0].BlockNo < blockNo {
+		c.exts = c.exts[1:]
+	}
+}
+
+func (c *cursor) Close() error {
+	c.dropAhead()
+	return nil
+}
+
+func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error) {
+	if c.limit >= 0 && c.next >= c.limit {
+		return segment.BlockHeader{}, nil, segment.ErrEndOfSegment
+	}
+	if len(c.exts) == 0 {
+		if err := c.loadExtents(ctx); err != nil {
+			return segment.BlockHeader{}, nil, err
+		}
+	}
+	data, ext, err := c.read(ctx)
+	if err != nil {
+		c.dropAhead()
+		if errors.Is(err, objstore.ErrNotFound) {
+			return segment.BlockHeader{}, nil, walerr.Mark(errors.Wrapf(walerr.ErrCorrupt,
+				"log %d segment %d block %d: shared object %s is missing", c.ref.LogID, c.ref.SegmentID, c.next, ext.Object),
+				segment.ErrObjectMissing)
+		}
+		return segment.BlockHeader{}, nil, errors.Wrapf(err, "read log %d segment %d block %d", c.ref.LogID, c.ref.SegmentID, c.next)
+	}
+	h, entries, err := segment.DecodeBlock(data)
+	if err == nil && crc32c(data) != ext.CRC {
+		err = errors.Wrap(walerr.ErrCorrupt, "CRC32C differs from the extent's")
+	}
+	if err == nil && (h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next || h.FirstEntry != ext.FirstEntry) {
+		err = errors.Wrapf(walerr.ErrCorrupt, "claims log %d segment %d block %d", h.LogID, h.SegmentID, h.BlockNo)
+	}
+	if err != nil {
+		c.dropAhead()
+		return segment.BlockHeader{}, nil, errors.Wrapf(err, "log %d segment %d block %d (shared object %s at %d)",
+			c.ref.LogID, c.ref.SegmentID, c.next, ext.Object, ext.Offset)
+	}
+	c.next++
+	c.exts = c.exts[1:]
+	return h, entries, nil
+}
+
+// loadExtents finds the extents from block next on: from the seal when the
+// segment is known sealed, else from etcd, else (sealed meanwhile, its
+// extents folded into the seal) from the seal. ErrNoBlockYet when the next
+// block is not committed yet, ErrEndOfSegment when the seal ends before it.
+func (c *cursor) loadExtents(ctx context.Context) error {
+	if c.limit < 0 {
+		page, err := c.b.index.Extents(ctx, c.ref.LogID, c.ref.SegmentID, c.next, extentPage)
+		if err != nil {
+			return err
+		}
+		for i, e := range page {
+			if e.BlockNo != c.next+int64(i) {
+				break
+			}
+			c.exts = append(c.exts, e)
+		}
+		if len(c.exts) > 0 {
+			return nil
+		}
+	}
+	s, err := c.b.readSeal(ctx, c.ref)
+	switch {
+	case errors.Is(err, objstore.ErrNotFound) && c.limit < 0:
+		return segment.ErrNoBlockYet
+	case errors.Is(err, objstore.ErrNotFound):
+		return walerr.Mark(errors.Wrapf(walerr.ErrCorrupt, "the seal of sealed segment %d of log %d is missing",
+			c.ref.SegmentID, c.ref.LogID), segment.ErrObjectMissing)
+	case err != nil:
+		return err
+	}
+	if c.limit >= 0 && s.Info.Blocks != c.limit {
+		return errors.Wrapf(walerr.ErrCorrupt, "segment %d of log %d: seal of %d blocks, metadata says %d",
+			c.ref.SegmentID, c.ref.LogID, s.Info.Blocks, c.limit)
+	}
+	c.limit, c.sealed = s.Info.Blocks, true
+	if c.next >= c.limit {
+		return segment.ErrEndOfSegment
+	}
+	c.exts = append(c.exts[:0], s.Extents[c.next:]...)
+	return nil
+}
+
+// read returns block next's bytes, keeping up to prefetch GETs in flight
+// over the known extents.
+func (c *cursor) read(ctx context.Context) ([]byte, meta.Extent, error) {
+	ext := c.exts[0]
+	c.mu.Lock()
+	if c.fctx == nil {
+		c.fctx, c.cancel = context.WithCancel(context.Background())
+	}
+	queued := 0
+	for _, r := range c.ahead {
+		queued += len(r.exts)
+	}
+	for len(c.ahead) < max(c.prefetch, 1) && queued < len(c.exts) {
+		r := &run{exts: nextRun(c.exts[queued:]), done: make(chan struct{})}
+		r.off = r.exts[0].Offset
+		queued += len(r.exts)
+		c.ahead = append(c.ahead, r)
+		c.wg.Add(1)
+		go func(fctx context.Context) {
+			defer c.wg.Done()
+			defer close(r.done)
+			first, last := r.exts[0], r.exts[len(r.exts)-1]
+			r.data, r.err = c.b.Store().GetRange(fctx, first.Object, first.Offset, last.Offset+last.Length-first.Offset)
+		}(c.fctx)
+	}
+	r := c.ahead[0]
+	c.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ext, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, ext, r.err
+	}
+	last := r.exts[len(r.exts)-1]
+	if int64(len(r.data)) != last.Offset+last.Length-r.off {
+		return nil, ext, errors.Wrapf(walerr.ErrCorrupt, "shared object %s is shorter than its extents", ext.Object)
+	}
+	data := r.data[ext.Offset-r.off : ext.Offset-r.off+ext.Length]
+	c.mu.Lock()
+	if r.exts = r.exts[1:]; len(r.exts) == 0 {
+		c.ahead = c.ahead[1:]
+	}
+	c.mu.Unlock()
+	return data, ext, nil
+}
+
+// nextRun returns the longest prefix of exts that one ranged GET reads:
+// blocks of one object, each starting where the previous ends.
+func nextRun(exts []meta.Extent) []meta.Extent {
+	n, size := 1, exts[0].Length
+	for n < len(exts) {
+		e, prev := exts[n], exts[n-1]
+		if e.Object != prev.Object || e.Offset != prev.Offset+prev.Length || size+e.Length > maxRunBytes {
+			break
+		}
+		size += e.Length
+		n++
+	}
+	return exts[:n:n]
+}
+
+func (c *cursor) dropAhead() {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.ahead, c.fctx, c.cancel = nil, nil, nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.wg.Wait()
+}
