@@ -37,6 +37,13 @@ type Config struct {
 	Parallel int
 	// CallTimeout bounds each call to a replica.
 	CallTimeout time.Duration
+	// SealStall is how long a seal keeps trying to make the segment's
+	// blocks durable in object storage while none gets there (the
+	// writer's retry timeout); 0: a minute. SealInitialBackoff and
+	// SealMaxBackoff space its attempts; 0: 50 ms and 2 s.
+	SealStall          time.Duration
+	SealInitialBackoff time.Duration
+	SealMaxBackoff     time.Duration
 }
 
 // Backend is QuorumBuffer's segment backend. The object backend it embeds
@@ -61,6 +68,15 @@ var (
 func New(cfg Config) *Backend {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Second
+	}
+	if cfg.SealStall <= 0 {
+		cfg.SealStall = time.Minute
+	}
+	if cfg.SealInitialBackoff <= 0 {
+		cfg.SealInitialBackoff = 50 * time.Millisecond
+	}
+	if cfg.SealMaxBackoff < cfg.SealInitialBackoff {
+		cfg.SealMaxBackoff = max(2*time.Second, cfg.SealInitialBackoff)
 	}
 	return &Backend{ObjectBackend: cfg.Objects, cfg: cfg, placed: map[string]int{}}
 }
@@ -335,17 +351,45 @@ func (s *sink) Degraded() bool {
 // WriteSeal implements segment.Sink: it makes every block durable in
 // object storage (the uploader's work, or a copy from the other replicas
 // when the uploader does not finish), then writes the seal record there,
-// and releases the replicas.
+// and releases the replicas. The uploads may lag the acknowledgements by
+// far more than one call or retry timeout, so it tries again, with
+// backoff, for as long as ctx lives and blocks keep reaching object
+// storage; it gives up after Config.SealStall without progress, and at
+// once when the segment is fenced (segment.PatientSealer).
 func (s *sink) WriteSeal(ctx context.Context, info segment.SealInfo, record []byte) error {
-	if err := s.b.uploadThrough(ctx, s.ref, s.epoch, s.replicas, info.Blocks); err != nil {
-		return err
+	backoff := s.b.cfg.SealInitialBackoff
+	best, since := int64(-1), time.Now()
+	for {
+		stored, err := s.b.uploadThrough(ctx, s.ref, s.epoch, s.replicas, info.Blocks)
+		if err == nil {
+			err = s.obj.WriteSeal(ctx, info, record)
+			if err == nil {
+				s.b.release(ctx, s.ref, s.epoch, s.replicas)
+				return nil
+			}
+		}
+		if ctx.Err() != nil || errors.Is(err, walerr.ErrFenced) || isFenced(err) {
+			return err
+		}
+		if stored > best {
+			best, since = stored, time.Now()
+		} else if time.Since(since) >= s.b.cfg.SealStall {
+			return errors.Wrapf(err, "seal segment %d of log %d: %d of %d blocks in object storage, none more for %s",
+				s.ref.SegmentID, s.ref.LogID, max(best, 0), info.Blocks, s.b.cfg.SealStall)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, s.b.cfg.SealMaxBackoff)
 	}
-	if err := s.obj.WriteSeal(ctx, info, record); err != nil {
-		return err
-	}
-	s.b.release(ctx, s.ref, s.epoch, s.replicas)
-	return nil
 }
+
+// SealsPatiently implements segment.PatientSealer.
+func (s *sink) SealsPatiently() bool { return true }
 
 // Close implements segment.Sink.
 func (s *sink) Close() error {
@@ -356,31 +400,33 @@ func (s *sink) Close() error {
 // uploadThrough makes blocks 0..blocks-1 durable in object storage: it asks
 // the uploader to flush them, then copies whatever is still missing from
 // any replica that holds it (upload takeover). Uploads are create-only
-// with deterministic bytes, so racing uploaders store one copy.
-func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int64, cs []quorumpb.LogStoreClient, blocks int64) error {
+// with deterministic bytes, so racing uploaders store one copy. stored is
+// how many leading blocks are known to be in object storage (-1: not
+// known), also when it fails: the seal's measure of progress.
+func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int64, cs []quorumpb.LogStoreClient, blocks int64) (stored int64, err error) {
 	if blocks == 0 {
-		return nil
+		return 0, nil
 	}
 	fctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
 	_, _ = cs[0].Flush(fctx, &quorumpb.FlushRequest{Segment: pbSegment(ref, epoch), ThroughBlock: blocks - 1})
 	cancel()
-	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	scan, err := b.ObjectBackend.Scan(ctx, ref)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	for blk := stored.Blocks; blk < blocks; blk++ {
+	for blk := scan.Blocks; blk < blocks; blk++ {
 		data, err := b.readFromAny(ctx, ref, epoch, cs, blk)
 		if err != nil {
 			if b.uploaded(ctx, ref, blk) {
 				continue // the uploader got there first, and dropped its copy
 			}
-			return errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+			return blk, errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
 		}
 		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
-			return err
+			return blk, err
 		}
 	}
-	return nil
+	return blocks, nil
 }
 
 // uploaded reports whether block blk of the segment is in object storage.

@@ -86,6 +86,18 @@ type Degrader interface {
 	Degraded() bool
 }
 
+// PatientSealer is implemented by sinks whose WriteSeal bounds its own
+// time by its progress (QuorumBuffer: the seal waits for the replicas'
+// uploads, which may lag the acknowledgements by far more than one retry
+// timeout, and gives up once no block reached object storage for that
+// long). The writer gives such a seal its own context, which Close's
+// context ends, instead of an attempt bounded by the retry timeout.
+type PatientSealer interface {
+	Sink
+	// SealsPatiently reports whether WriteSeal bounds itself.
+	SealsPatiently() bool
+}
+
 // Cursor walks a segment's blocks in order.
 type Cursor interface {
 	// Next returns the next block, whole and validated. It returns

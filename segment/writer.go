@@ -528,6 +528,11 @@ func (w *Writer) writeSeal(op coreOp[pendingEntry]) opResult {
 	w.mu.Lock()
 	sink := w.segs[op.segID].sink
 	w.mu.Unlock()
+	if p, ok := sink.(PatientSealer); ok && p.SealsPatiently() {
+		// It gives up by itself when it makes no progress; Close's
+		// context ends it (w.cancel).
+		ctx = w.ctx
+	}
 	err = sink.WriteSeal(ctx, op.info, rec)
 	return opResult{err: err, ctxDone: ctx.Err() != nil}
 }

@@ -313,7 +313,21 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 		}
 		if r.dirty {
 			if err := r.reload(ctx); err != nil {
-				return Entry{}, err
+				if cerr := r.log.c.usable(); cerr != nil {
+					return Entry{}, cerr
+				}
+				if r.gone != nil || ctx.Err() != nil || definite(err) {
+					return Entry{}, err
+				}
+				// An etcd outage looks like a slow tail too, as a
+				// storage outage does: retry with backoff for as long as
+				// the caller waits (the metadata stays dirty).
+				r.log.c.logger.Warn("reading the log's segments failed; retrying", zap.String("log", r.log.info.Name),
+					zap.Error(err))
+				if err := r.wait(ctx, nil); err != nil {
+					return Entry{}, err
+				}
+				continue
 			}
 		}
 		if r.cur == nil && r.next.Segment < r.floor {
@@ -359,6 +373,15 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 			return Entry{}, errors.Wrapf(err, "read log %q segment %d", r.log.info.Name, r.curSeg.ID)
 		}
 	}
+}
+
+// definite reports whether a failure to read the log's metadata is an
+// answer rather than an outage: the log is gone or truncated, or the
+// client closed.
+func definite(err error) bool {
+	var te *TruncatedError
+	return errors.Is(err, walerr.ErrLogNotFound) || errors.Is(err, walerr.ErrClosed) ||
+		errors.Is(err, walerr.ErrTruncated) || errors.As(err, &te)
 }
 
 // openSegment opens a cursor on the segment holding r.next, or reports that

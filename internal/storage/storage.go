@@ -195,7 +195,9 @@ func openQuorum(cfg options.Config, objects *segment.ObjectBackend, o openOption
 		nodes = append(nodes, quorum.Node{ID: a, Addr: a})
 	}
 	return quorum.New(quorum.Config{Objects: objects, Transport: tr, Etcd: o.etcd, Root: cfg.Etcd.RootPath,
-		Nodes: nodes, Parallel: cfg.Quorum.MaxInflightBlocks, CallTimeout: cfg.Quorum.CallTimeout})
+		Nodes: nodes, Parallel: cfg.Quorum.MaxInflightBlocks, CallTimeout: cfg.Quorum.CallTimeout,
+		SealStall: cfg.Writer.UploadRetry.TotalTimeout, SealInitialBackoff: cfg.Writer.UploadRetry.InitialBackoff,
+		SealMaxBackoff: cfg.Writer.UploadRetry.MaxBackoff})
 }
 
 // closableStore is an object store Open opened and Close closes.
