@@ -554,14 +554,15 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 }
 
 // visible returns how many blocks of an open segment readers may see now,
-// and what object storage holds.
+// and what object storage holds. It asks the replicas first and lists
+// object storage second: a block the replicas dropped in between, once
+// uploaded, is then in the listing. (The other order lost such a block
+// from both: a reader from Latest opened before entries acknowledged
+// earlier, found by the chaos suite.)
 func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.SealInfo, []quorumpb.LogStoreClient, error) {
-	stored, err := b.ObjectBackend.Scan(ctx, ref)
-	if err != nil {
-		return 0, segment.SealInfo{}, nil, err
-	}
 	if ref.Placement == "" {
-		return stored.Blocks, stored, nil, nil
+		stored, err := b.ObjectBackend.Scan(ctx, ref)
+		return stored.Blocks, stored, nil, err
 	}
 	_, cs, err := b.replicas(ref)
 	if err != nil {
@@ -576,6 +577,10 @@ func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.
 			held = append(held, st.GetBlocks())
 		}
 	}
+	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	if err != nil {
+		return 0, segment.SealInfo{}, nil, err
+	}
 	return Visible(stored.Blocks, held), stored, cs, nil
 }
 
@@ -587,6 +592,12 @@ func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, 
 		return stored, err
 	}
 	data, err := b.readFromAny(ctx, ref, 0, cs, n-1)
+	if err != nil {
+		// Uploaded and dropped since the replicas answered.
+		if d, gerr := b.ObjectBackend.Store().Get(ctx, segment.BlockKey(b.ObjectBackend.Root(), ref.LogID, ref.SegmentID, n-1)); gerr == nil {
+			data, err = d, nil
+		}
+	}
 	if err != nil {
 		return segment.SealInfo{}, errors.Wrapf(err, "scan segment %d of log %d", ref.SegmentID, ref.LogID)
 	}

@@ -25,12 +25,14 @@ type Faults struct {
 	delays     map[string]time.Duration
 	failNth    map[string]int // method -> calls left until one fails
 	calls      map[string]int // method -> calls made
+	hooks      map[string]func()
 }
 
 // NewFaults wraps t with no fault.
 func NewFaults(t Transport) *Faults {
 	return &Faults{Transport: t, partitions: map[string]bool{}, dropReply: map[string]bool{},
-		delays: map[string]time.Duration{}, failNth: map[string]int{}, calls: map[string]int{}}
+		delays: map[string]time.Duration{}, failNth: map[string]int{}, calls: map[string]int{},
+		hooks: map[string]func(){}}
 }
 
 // Partition cuts (or, with on false, heals) the link to the replica at addr.
@@ -45,6 +47,14 @@ func (f *Faults) Delay(addr string, d time.Duration) { f.set(func() { f.delays[a
 // FailNth fails the nth call (1-based, counted from now) of method
 // ("AddBlock", "Fence", ...) to any replica, before it is sent.
 func (f *Faults) FailNth(method string, n int) { f.set(func() { f.failNth[method] = n }) }
+
+// BeforeNext runs fn once, before the next call of method to any replica
+// is sent; concurrent calls of method wait until it returned. A test
+// changes the world at an exact step of a protocol with it.
+func (f *Faults) BeforeNext(method string, fn func()) {
+	var once sync.Once
+	f.set(func() { f.hooks[method] = func() { once.Do(fn) } })
+}
 
 // Calls returns how many calls of method went through the wrapper.
 func (f *Faults) Calls(method string) int {
@@ -90,6 +100,12 @@ func (f *Faults) before(addr, method string) (err error, delay time.Duration, dr
 func call[Req, Resp any](ctx context.Context, r faultyReplica, method string, req Req,
 	fn func(context.Context, Req, ...grpc.CallOption) (Resp, error), opts []grpc.CallOption) (Resp, error) {
 	var zero Resp
+	r.f.mu.Lock()
+	hook := r.f.hooks[method]
+	r.f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	err, delay, drop := r.f.before(r.addr, method)
 	if err != nil {
 		return zero, err
