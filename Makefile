@@ -57,7 +57,8 @@ proto:
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative quorum/quorumpb/logstore.proto
 
 ## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
-## cycles per mode, CHAOS_MODE memory, quorum or both, CHAOS_SEED to rerun a
+## cycles per mode, CHAOS_MODE memory, quorum, localfs, both (memory and
+## quorum) or all, CHAOS_SEED to rerun a
 ## failing seed (0: a new one); the history files, process logs and report go
 ## to .run/chaos/. Its short run is part of make test.
 CHAOS_CYCLES ?= 1000

@@ -21,9 +21,9 @@ import (
 // The short run, part of `go test ./...`: this many cycles per mode (50 in
 // all), at least one of every kind. Quorum mode's cycles take longer: a
 // LogStore fault costs the writers a recovery.
-var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 20}
+var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 22, modeLocalFS: 20}
 
-const shortCyclesText = "30 in memory mode, 20 in quorum mode"
+const shortCyclesText = "30 in memory mode, 22 in quorum mode"
 
 // The workload.
 const (
@@ -57,10 +57,12 @@ func TestChaos(t *testing.T) {
 	switch *flagMode {
 	case "both":
 		modes = []string{modeMemory, modeQuorum}
-	case modeMemory, modeQuorum:
+	case "all":
+		modes = []string{modeMemory, modeQuorum, modeLocalFS}
+	case modeMemory, modeQuorum, modeLocalFS:
 		modes = []string{*flagMode}
 	default:
-		t.Fatalf("-chaos.mode=%q: want memory, quorum or both", *flagMode)
+		t.Fatalf("-chaos.mode=%q: want memory, quorum, localfs, both or all", *flagMode)
 	}
 	fmt.Printf("chaos: seed %d, modes %s (rerun: go test ./integration/chaos -run 'TestChaos$' -chaos.seed=%d -chaos.cycles=%d -chaos.mode=%s)\n",
 		seed, strings.Join(modes, ","), seed, cycles, *flagMode)
@@ -112,10 +114,7 @@ type runner struct {
 func runMode(t *testing.T, mode string, seed uint64, cycles int) {
 	// Each mode draws from its own stream of the seed, so that a mode
 	// rerun alone (-chaos.mode) gets the schedule it had in a run of both.
-	stream := uint64(0)
-	if mode == modeQuorum {
-		stream = 1
-	}
+	stream := map[string]uint64{modeMemory: 0, modeQuorum: 1, modeLocalFS: 2}[mode]
 	dir := *flagHistory
 	keep := dir != ""
 	if keep {
@@ -337,6 +336,16 @@ func (r *runner) plan(cy cycle, f fault) []step {
 		return []step{{0, c.minio.Kill}, {f.Hold, c.minio.Start}}
 	case killEtcd:
 		return []step{{0, c.etcd.Kill}, {f.Hold, c.etcd.Start}}
+	case pauseMinIO:
+		return []step{{0, c.minio.Pause}, {f.Hold, c.minio.Resume}}
+	case pauseEtcd:
+		return []step{{0, c.etcd.Pause}, {f.Hold, c.etcd.Resume}}
+	case s3Errors, s3SlowPuts:
+		p := c.s3proxies[linksOf(r.mode)[f.Target]]
+		return []step{
+			{0, func() { p.Set(s3Fault{ErrorPct: f.ErrorPct, PutDelay: f.PutDelay}) }},
+			{f.Hold, p.Heal},
+		}
 	case netDrop, netOneWay, netLatency, netBandwidth, netReset:
 		p := c.proxies[linksOf(r.mode)[f.Target]]
 		var nf netFault

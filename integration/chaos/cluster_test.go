@@ -47,13 +47,17 @@ type cluster struct {
 	dir   string // history files, configurations, logs of the processes
 	clock history.Clock
 	root  string // etcd root and storage root
+	data  string // localfs mode: the folder every process stores logs in
 
 	etcd   *testenv.EtcdProcess
 	minio  *testenv.MinIOProcess
 	s3     testenv.S3
 	bucket string
 
-	proxies   map[string]*proxy // by link (linksOf)
+	proxies map[string]*proxy // by link (linksOf)
+	// s3proxies stand between a link's TCP proxy and MinIO, by link (the
+	// links to MinIO): S3 faults (5xx answers, slow PUTs).
+	s3proxies map[string]*s3Proxy
 	logstores []*logstoreProc
 	configs   map[string]string // role -> YAML path
 
@@ -78,19 +82,28 @@ type ackState struct {
 func newCluster(t *testing.T, mode, dir string, clock history.Clock) *cluster {
 	t.Helper()
 	c := &cluster{t: t, mode: mode, dir: dir, clock: clock, root: "chaos-" + mode,
-		proxies: map[string]*proxy{}, configs: map[string]string{}, procs: map[int]*proc{},
+		proxies: map[string]*proxy{}, s3proxies: map[string]*s3Proxy{}, configs: map[string]string{}, procs: map[int]*proc{},
 		acks: map[string]ackState{}, readErrs: map[string]int{}, nextProc: 1}
 	t.Cleanup(c.cleanup)
 	c.etcd = testenv.StartEtcd(t)
-	c.minio = testenv.StartMinIO(t)
-	c.s3 = c.minio.S3()
-	c.bucket = testenv.NewBucket(t, c.s3)
+	if mode == modeLocalFS {
+		c.data = t.TempDir()
+	} else {
+		c.minio = testenv.StartMinIO(t)
+		c.s3 = c.minio.S3()
+		c.bucket = testenv.NewBucket(t, c.s3)
+	}
 	etcdAddr := strings.TrimPrefix(c.etcd.Endpoints()[0], "http://")
-	for _, link := range linksOf(mode) {
+	for i, link := range linksOf(mode) {
 		var target string
 		switch {
 		case strings.HasSuffix(link, ">minio"):
-			target = c.s3.Endpoint
+			sp, err := startS3Proxy(link, c.s3.Endpoint, uint64(i))
+			if err != nil {
+				t.Fatalf("S3 proxy %s: %v", link, err)
+			}
+			c.s3proxies[link] = sp
+			target = sp.Addr()
 		case strings.HasSuffix(link, ">etcd"):
 			target = etcdAddr
 		default:
@@ -106,7 +119,11 @@ func newCluster(t *testing.T, mode, dir string, clock history.Clock) *cluster {
 		if role == "logstore" && mode != modeQuorum {
 			continue
 		}
-		cfg := c.config(c.proxies[role+">etcd"].Addr(), c.proxies[role+">minio"].Addr(), false)
+		s3Addr := ""
+		if p := c.proxies[role+">minio"]; p != nil {
+			s3Addr = p.Addr()
+		}
+		cfg := c.config(c.proxies[role+">etcd"].Addr(), s3Addr, false)
 		path := filepath.Join(dir, role+".yaml")
 		if err := os.WriteFile(path, cfg.Render(false), 0o600); err != nil {
 			t.Fatal(err)
@@ -152,12 +169,17 @@ func (c *cluster) config(etcdAddr, s3Addr string, patient bool) options.Config {
 		cfg.Etcd.DialTimeout = 2 * time.Second
 		cfg.Etcd.RequestTimeout = etcdTimeout
 	}
-	cfg.Storage.Type = options.StorageMinIO
-	cfg.Storage.Endpoint = s3Addr
-	cfg.Storage.AccessKey, cfg.Storage.SecretKey = c.s3.AccessKey, c.s3.SecretKey
-	cfg.Storage.Region = c.s3.Region
-	cfg.Storage.Bucket = c.bucket
-	cfg.Storage.RootPath = c.root
+	if c.mode == modeLocalFS {
+		cfg.Storage.Type = options.StorageLocal
+		cfg.Storage.RootPath = c.data
+	} else {
+		cfg.Storage.Type = options.StorageMinIO
+		cfg.Storage.Endpoint = s3Addr
+		cfg.Storage.AccessKey, cfg.Storage.SecretKey = c.s3.AccessKey, c.s3.SecretKey
+		cfg.Storage.Region = c.s3.Region
+		cfg.Storage.Bucket = c.bucket
+		cfg.Storage.RootPath = c.root
+	}
 	cfg.Writer.MaxBlockBytes = 64 << 10
 	cfg.Writer.RollMaxBlocks = 100
 	cfg.Writer.RollMaxAge = 3 * time.Second
@@ -217,6 +239,9 @@ func (c *cluster) cleanup() {
 		_ = c.rec.Close()
 	}
 	for _, p := range c.proxies {
+		p.Close()
+	}
+	for _, p := range c.s3proxies {
 		p.Close()
 	}
 }

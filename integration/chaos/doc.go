@@ -10,12 +10,14 @@
 //	go test ./integration/chaos -chaos.seed=N -chaos.mode=quorum -chaos.history=/tmp/h
 //
 // Flags: -chaos.cycles (per mode; 0, the default, is the short run: 30
-// cycles in memory mode and 20 in quorum mode, every kind at least once),
-// -chaos.seed (0: random; printed, and a failing seed reruns the same
-// schedule, also for one mode alone), -chaos.mode (memory, quorum or both),
-// -chaos.history (keep the history files, process logs, timeline.ndjson,
-// report.txt and chaos.svg there; by default they are kept only when the
-// test fails, in a temp folder the test names).
+// cycles in memory mode, 22 in quorum mode and 20 in localfs mode, every
+// kind at least once), -chaos.seed (0: random; printed, and a failing seed
+// reruns the same schedule, also for one mode alone), -chaos.mode (memory:
+// MemoryBuffer on MinIO; quorum: QuorumBuffer; localfs: MemoryBuffer on a
+// local folder the processes share; both, the default: memory and quorum;
+// all), -chaos.history (keep the history files, process logs,
+// timeline.ndjson, report.txt and chaos.svg there; by default they are kept
+// only when the test fails, in a temp folder the test names).
 //
 // # Processes
 //
@@ -40,7 +42,11 @@
 // logstore>minio, ...), and each LogStore through a proxy whose address it
 // registers. A proxy stalls one or both directions (a partition: TCP bytes
 // are held, not dropped, as retransmission would), delays, limits
-// bandwidth, or resets connections.
+// bandwidth, or resets connections. Behind each proxy to MinIO an HTTP
+// proxy (s3Proxy) forwards the S3 requests unchanged, or answers a share of
+// them 503 SlowDown / 500 InternalError with an S3 XML error body (before
+// the request reaches MinIO, or after MinIO ran it: a PUT that happened but
+// looks failed), or delays every PUT.
 //
 // # Faults
 //
@@ -48,11 +54,13 @@
 // (a quarter of the cycles), heals them after their hold, then waits until
 // every log has acknowledged a write again (the recovery time reported per
 // kind). The kinds are listed in schedule_test.go: kill -9 and restart of a
-// writer, a reader, a LogStore, MinIO, etcd; SIGSTOP/SIGCONT of a writer
+// writer, a reader, a LogStore, MinIO, etcd; SIGSTOP/SIGCONT of MinIO and
+// etcd (longer than the upload timeout and a LogStore's lease), of a writer
 // (longer than the upload timeout, often replaced by a writer of the next
 // epoch meanwhile: the zombie that wakes up and keeps writing), a reader, a
 // LogStore (longer than its lease); network faults; two writers started with
-// the same epoch or with racing epochs; and object damage. Damage is checked
+// the same epoch or with racing epochs; S3 5xx answers and slow PUTs; and
+// object damage (localfs mode has neither MinIO nor object faults). Damage is checked
 // on a log of its own (a block of a sealed segment corrupted or deleted
 // behind the engine's back: a reader must deliver the entries before it and
 // then fail with ErrCorrupt, never skip), so that deliberate damage never

@@ -16,7 +16,7 @@ import (
 var (
 	flagCycles  = flag.Int("chaos.cycles", 0, "fault cycles per mode (0: the short run's "+shortCyclesText+")")
 	flagSeed    = flag.Uint64("chaos.seed", 0, "seed of the fault schedule (0: a random one, printed)")
-	flagMode    = flag.String("chaos.mode", "both", "mode to run: memory, quorum or both")
+	flagMode    = flag.String("chaos.mode", "both", "mode to run: memory, quorum, localfs, both (memory and quorum) or all")
 	flagHistory = flag.String("chaos.history", "", "folder to keep the history files, child logs and report in (default: a temp folder, kept only on failure)")
 )
 

@@ -20,6 +20,8 @@ const (
 	killLogStore  kind = "kill-logstore"  // SIGKILL a LogStore, restart it (empty memory) after the hold
 	killMinIO     kind = "kill-minio"     // SIGKILL MinIO, restart it after the hold
 	killEtcd      kind = "kill-etcd"      // SIGKILL etcd, restart it after the hold
+	pauseMinIO    kind = "pause-minio"    // SIGSTOP MinIO longer than the upload timeout, SIGCONT
+	pauseEtcd     kind = "pause-etcd"     // SIGSTOP etcd longer than a LogStore's lease, SIGCONT
 	pauseWriter   kind = "pause-writer"   // SIGSTOP a writer longer than the upload timeout, maybe replace it, SIGCONT: the zombie
 	pauseReader   kind = "pause-reader"   // SIGSTOP a reader process, SIGCONT
 	pauseLogStore kind = "pause-logstore" // SIGSTOP a LogStore longer than its lease and the call timeout, SIGCONT
@@ -28,6 +30,8 @@ const (
 	netLatency    kind = "net-latency"    // delay every chunk on a link
 	netBandwidth  kind = "net-bandwidth"  // limit a link's bandwidth
 	netReset      kind = "net-reset"      // reset every connection of a link, refuse new ones for the hold
+	s3Errors      kind = "s3-5xx"         // answer a share of a link's S3 requests 503 SlowDown / 500 InternalError, before or after the server ran them
+	s3SlowPuts    kind = "s3-slow-put"    // delay every PUT on a link by hundreds of milliseconds
 	objCorrupt    kind = "obj-corrupt"    // corrupt a block object behind the engine's back: readers must fail with ErrCorrupt
 	objDelete     kind = "obj-delete"     // delete a block object of a sealed segment: readers must fail with ErrCorrupt
 	sameEpoch     kind = "same-epoch"     // two new writers of one log start at the same epoch
@@ -38,15 +42,27 @@ const (
 // LogStore kinds.
 var memoryKinds = []kind{
 	killWriter, killReader, killMinIO, killEtcd,
-	pauseWriter, pauseReader,
+	pauseWriter, pauseReader, pauseMinIO, pauseEtcd,
 	netDrop, netOneWay, netLatency, netBandwidth, netReset,
+	s3Errors, s3SlowPuts,
 	objCorrupt, objDelete,
 	sameEpoch, racingEpochs,
 }
 
 func kindsOf(mode string) []kind {
-	if mode == modeQuorum {
+	switch mode {
+	case modeQuorum:
 		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore)
+	case modeLocalFS:
+		// No object store: no MinIO or S3 faults, and no object damage
+		// (a segment is one file; damaging it is not built).
+		return slices.DeleteFunc(slices.Clone(memoryKinds), func(k kind) bool {
+			switch k {
+			case killMinIO, pauseMinIO, s3Errors, s3SlowPuts, objCorrupt, objDelete:
+				return true
+			}
+			return false
+		})
 	}
 	return memoryKinds
 }
@@ -55,6 +71,9 @@ func kindsOf(mode string) []kind {
 const (
 	modeMemory = "memory"
 	modeQuorum = "quorum"
+	// modeLocalFS is MemoryBuffer on a local folder the processes share
+	// (acks after fsync) instead of MinIO.
+	modeLocalFS = "localfs"
 )
 
 // Links a network fault can cut: a proxy between a group of client
@@ -62,11 +81,26 @@ const (
 // and logstores; LogStores are reached by writers and readers alike through
 // one proxy each (their registered address).
 func linksOf(mode string) []string {
+	if mode == modeLocalFS {
+		return []string{"writer>etcd", "reader>etcd"}
+	}
 	links := []string{"writer>minio", "writer>etcd", "reader>minio", "reader>etcd"}
 	if mode == modeQuorum {
 		links = append(links, "logstore>minio", "logstore>etcd", "client>ls0", "client>ls1", "client>ls2")
 	}
 	return links
+}
+
+// minioLinks are the indexes (into linksOf) of the links to MinIO, which
+// the S3 faults hit.
+func minioLinks(mode string) []int {
+	var out []int
+	for i, l := range linksOf(mode) {
+		if strings.HasSuffix(l, ">minio") {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // timing are the durations a schedule draws from. The engine's timeouts
@@ -108,6 +142,10 @@ type fault struct {
 	Rate    int
 	// Damage selects how an object is damaged (obj-corrupt).
 	Damage int
+	// ErrorPct and PutDelay shape S3 answers on a link (s3-5xx,
+	// s3-slow-put).
+	ErrorPct int
+	PutDelay time.Duration
 }
 
 // cycle is a step of the schedule: one fault, sometimes two that overlap.
@@ -133,7 +171,7 @@ func (f fault) String(mode string) string {
 		fmt.Fprintf(&b, " reader%d for %s", f.Target, f.Hold)
 	case killLogStore, pauseLogStore:
 		fmt.Fprintf(&b, " ls%d for %s", f.Target, f.Hold)
-	case killMinIO, killEtcd:
+	case killMinIO, killEtcd, pauseMinIO, pauseEtcd:
 		fmt.Fprintf(&b, " for %s", f.Hold)
 	case netDrop, netReset:
 		fmt.Fprintf(&b, " %s for %s", linksOf(mode)[f.Target], f.Hold)
@@ -147,6 +185,10 @@ func (f fault) String(mode string) string {
 		fmt.Fprintf(&b, " %s +%s for %s", linksOf(mode)[f.Target], f.Latency, f.Hold)
 	case netBandwidth:
 		fmt.Fprintf(&b, " %s %dKiB/s for %s", linksOf(mode)[f.Target], f.Rate>>10, f.Hold)
+	case s3Errors:
+		fmt.Fprintf(&b, " %s %d%% for %s", linksOf(mode)[f.Target], f.ErrorPct, f.Hold)
+	case s3SlowPuts:
+		fmt.Fprintf(&b, " %s +%s for %s", linksOf(mode)[f.Target], f.PutDelay, f.Hold)
 	case objCorrupt:
 		fmt.Fprintf(&b, " (%s)", damages[f.Damage].name)
 	}
@@ -174,9 +216,9 @@ func (f fault) resources(mode string) []string {
 	case killLogStore, pauseLogStore:
 		// QuorumBuffer tolerates one LogStore failure at a time.
 		return []string{"logstore"}
-	case killMinIO:
+	case killMinIO, pauseMinIO:
 		return []string{"minio"}
-	case killEtcd:
+	case killEtcd, pauseEtcd:
 		return []string{"etcd"}
 	}
 	link := linksOf(mode)[f.Target]
@@ -243,11 +285,14 @@ func drawFault(rng *rand.Rand, mode string, k kind, logs, readers int, tm timing
 		f.Target = rng.IntN(3)
 	case netDrop, netOneWay, netLatency, netBandwidth, netReset:
 		f.Target = rng.IntN(len(linksOf(mode)))
+	case s3Errors, s3SlowPuts:
+		ml := minioLinks(mode)
+		f.Target = ml[rng.IntN(len(ml))]
 	}
 	switch k {
 	case killMinIO, killEtcd, killLogStore:
 		f.Hold = between(rng, tm.killHold)
-	case pauseWriter, pauseReader, pauseLogStore:
+	case pauseWriter, pauseReader, pauseLogStore, pauseMinIO, pauseEtcd:
 		f.Hold = between(rng, tm.pauseHold)
 		f.Replace = rng.IntN(3) > 0
 	case netDrop, netOneWay, netLatency, netBandwidth:
@@ -257,6 +302,12 @@ func drawFault(rng *rand.Rand, mode string, k kind, logs, readers int, tm timing
 		f.Rate = (8 + rng.IntN(57)) << 10
 	case netReset:
 		f.Hold = between(rng, tm.resetHold)
+	case s3Errors:
+		f.Hold = between(rng, tm.netHold)
+		f.ErrorPct = 20 + rng.IntN(51)
+	case s3SlowPuts:
+		f.Hold = between(rng, tm.netHold)
+		f.PutDelay = time.Duration(200+rng.IntN(601)) * time.Millisecond
 	case objCorrupt:
 		f.Damage = rng.IntN(len(damages))
 	}

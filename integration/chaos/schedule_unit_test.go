@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +13,7 @@ import (
 // first cycles, overlapping faults never share a resource, and pauses last
 // longer than the upload timeout.
 func TestScheduleIsSeededAndCoversEveryKind(t *testing.T) {
-	for _, mode := range []string{modeMemory, modeQuorum} {
+	for _, mode := range []string{modeMemory, modeQuorum, modeLocalFS} {
 		for seed := uint64(1); seed <= 50; seed++ {
 			a := schedule(rand.New(rand.NewPCG(seed, 0)), mode, 40, numLogs, readerSlots, defaultTiming)
 			b := schedule(rand.New(rand.NewPCG(seed, 0)), mode, 40, numLogs, readerSlots, defaultTiming)
@@ -38,7 +39,16 @@ func TestScheduleIsSeededAndCoversEveryKind(t *testing.T) {
 						t.Fatalf("%s: kind %s is not of the mode", mode, f.Kind)
 					}
 					switch f.Kind {
-					case pauseWriter, pauseReader, pauseLogStore:
+					case s3Errors, s3SlowPuts:
+						if !strings.HasSuffix(linksOf(mode)[f.Target], ">minio") {
+							t.Fatalf("%s seed %d cycle %d: %s on a link that is not to MinIO", mode, seed, c.N, f.String(mode))
+						}
+						if f.ErrorPct <= 0 && f.PutDelay <= 0 {
+							t.Fatalf("%s seed %d cycle %d: %s does nothing", mode, seed, c.N, f.String(mode))
+						}
+					}
+					switch f.Kind {
+					case pauseWriter, pauseReader, pauseLogStore, pauseMinIO, pauseEtcd:
 						if f.Hold <= uploadTimeout || f.Hold <= logstoreLease {
 							t.Fatalf("%s seed %d cycle %d: pause of %s is not longer than the upload timeout and the lease", mode, seed, c.N, f.Hold)
 						}

@@ -43,6 +43,13 @@ func (d *dedicatedServer) Stop() { d.proc.stop(syscall.SIGTERM) }
 // Kill sends SIGKILL and waits for the server to exit, like a crash.
 func (d *dedicatedServer) Kill() { d.proc.stop(syscall.SIGKILL) }
 
+// Pause sends SIGSTOP: the server keeps its connections and answers
+// nothing until Resume. Killing or stopping a paused server works.
+func (d *dedicatedServer) Pause() { d.proc.signal(syscall.SIGSTOP) }
+
+// Resume sends SIGCONT to a paused server.
+func (d *dedicatedServer) Resume() { d.proc.signal(syscall.SIGCONT) }
+
 // Start starts a stopped server again on the same ports and data folder and
 // waits until it is ready (etcd: /health reports it healthy); the test fails
 // if it does not come up.

@@ -134,6 +134,15 @@ func (p *process) stop(sig syscall.Signal) {
 	p.cmd, p.done = nil, nil
 }
 
+// signal sends sig to the running process, if any.
+func (p *process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
 // pid returns the running process's PID, or 0.
 func (p *process) pid() int {
 	p.mu.Lock()
