@@ -322,8 +322,3 @@ func (b *Backend) OpenCursor(ref segment.Ref) segment.Cursor {
 	}
 	return &cursor{b: b, ref: ref, limit: -1}
 }
-
-// sameBytes reports whether two extents name identical block bytes.
-func sameBytes(a, b meta.Extent) bool {
-	return a.Length == b.Length && a.CRC == b.CRC && a.FirstEntry == b.FirstEntry && a.Count == b.Count
-}

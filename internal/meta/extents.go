@@ -83,7 +83,9 @@ func ParseWriterToken(logID int64, s string) (WriterToken, error) {
 	return WriterToken{LogID: logID, Epoch: epoch, Nonce: nonce}, nil
 }
 
-func (s *Store) extentsPrefix(logID int64) string { return fmt.Sprintf("%s/log/%d/ext/", s.root, logID) }
+func (s *Store) extentsPrefix(logID int64) string {
+	return fmt.Sprintf("%s/log/%d/ext/", s.root, logID)
+}
 
 // segmentExtentsPrefix ends with a slash, so segment 1's prefix is not a
 // prefix of segment 10's.
