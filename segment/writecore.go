@@ -380,8 +380,21 @@ func (c *writeCore[E]) cut(now time.Time) {
 	c.startUploads(now)
 }
 
+// maxPendingSeals is how many earlier segments may be sealing when the
+// current one rolls. A seal can take long (QuorumBuffer's waits for uploads
+// that may lag far behind the acknowledgements, as long as they progress):
+// the current segment then grows past its roll limits instead, so that the
+// open segments a reader waits behind, and a recovery must seal, stay few.
+const maxPendingSeals = 2
+
 func (c *writeCore[E]) shouldRoll(now time.Time, s *coreSeg[E]) bool {
-	return s.degraded || s.bytes >= c.cfg.RollMaxBytes || s.nextBlock >= c.cfg.RollMaxBlocks ||
+	if s.degraded {
+		return true
+	}
+	if c.sealing >= maxPendingSeals {
+		return false
+	}
+	return s.bytes >= c.cfg.RollMaxBytes || s.nextBlock >= c.cfg.RollMaxBlocks ||
 		(c.cfg.RollMaxAge > 0 && now.Sub(s.createdAt) >= c.cfg.RollMaxAge)
 }
 
