@@ -25,6 +25,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -119,6 +120,18 @@ type Config struct {
 	LogPrefix string
 	// Epoch of the writers (default 1).
 	Epoch int64
+	// Rate, when above 0, paces the write phase instead of appending as
+	// fast as the engine accepts: every log gets one appender that submits
+	// Rate appends a second on a fixed schedule (the k-th append of a log
+	// is due k/Rate after the log's first, and the logs' first appends are
+	// spread evenly over 1/Rate), with AppendAsync, so that a slow
+	// acknowledgement does not delay the next submission. An appender that
+	// falls behind catches up at once (a token schedule); it waits only
+	// when AsyncDepth appends of its log are in flight. With Rate set,
+	// Concurrency is the number of logs, AsyncDepth 0 means one second of
+	// appends, and the raw measurement skips its throughput phase (the
+	// raw figures of a paced run are one PUT of the entry size and GETs).
+	Rate float64
 	// KeepLogs leaves the logs in place after the run.
 	KeepLogs bool
 	// SkipRead skips reading the logs back.
@@ -131,6 +144,12 @@ type Config struct {
 	// least one block per stream; with only Duration set, Duration bounds
 	// it).
 	RawBytes int64
+	// RawGetStreams is how many GETs the raw read phase keeps in flight
+	// (default 4). That phase runs after the read phase when Raw is a
+	// ReadTarget: whole-object ranged GETs of objects the size of the
+	// engine's average GET in the read phase (of its average block
+	// without a Counter), for as many bytes as the engine read.
+	RawGetStreams int
 	// RawOps is the number of single writes of EntrySize timed (default
 	// 200; fewer if they take more than RawOpsTime, default 5 s).
 	RawOps     int
@@ -191,10 +210,21 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("negative total bytes or duration")
 	case c.TotalBytes == 0 && c.Duration == 0:
 		return bad("set total bytes or a duration")
-	case c.Concurrency < c.Logs:
+	case c.Concurrency < c.Logs && c.Rate == 0:
 		return bad("concurrency %d is below the number of logs %d: every log needs an appender", c.Concurrency, c.Logs)
 	case c.AsyncDepth < 0:
 		return bad("async depth %d: want 0 (synchronous) or more", c.AsyncDepth)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return bad("rate %v: want appends per second per log, or 0 (as fast as possible)", c.Rate)
+	}
+	if c.Rate > 0 {
+		c.Concurrency = c.Logs
+		if c.AsyncDepth == 0 {
+			c.AsyncDepth = max(int(math.Ceil(c.Rate)), 2)
+		}
+	}
+	if c.RawGetStreams <= 0 {
+		c.RawGetStreams = 4
 	}
 	if c.LogPrefix == "" {
 		c.LogPrefix = "bench-" + randomHex(6)
@@ -243,6 +273,7 @@ type Result struct {
 	Write     WriteResult   `json:"write"`
 	Read      *ReadResult   `json:"read,omitempty"`
 	Storage   StorageResult `json:"storage"`
+	Cost      *CostResult   `json:"cost,omitempty"`
 	Memory    MemoryResult  `json:"memory"`
 	Ratios    *Ratios       `json:"ratios,omitempty"`
 	Timeline  []Interval    `json:"timeline"`
@@ -252,19 +283,28 @@ type Result struct {
 
 // Setup records what was run and on what.
 type Setup struct {
-	EntrySize          int       `json:"entry_size"`
-	TotalBytes         int64     `json:"total_bytes,omitempty"`
-	DurationS          float64   `json:"duration_s,omitempty"`
-	Concurrency        int       `json:"concurrency"`
-	AsyncDepth         int       `json:"async_depth"`
-	Logs               int       `json:"logs"`
-	StorageType        string    `json:"storage_type"`
-	MaxBlockBytes      int64     `json:"max_block_bytes"`
-	MaxInflightUploads int       `json:"max_inflight_uploads"`
-	FlushDelayMs       float64   `json:"flush_delay_ms"`
-	LocalFlushDelayMs  float64   `json:"local_flush_delay_ms"`
-	MemoryBudgetBytes  int64     `json:"memory_budget_bytes"`
-	Compression        string    `json:"compression"`
+	EntrySize          int     `json:"entry_size"`
+	TotalBytes         int64   `json:"total_bytes,omitempty"`
+	DurationS          float64 `json:"duration_s,omitempty"`
+	Concurrency        int     `json:"concurrency"`
+	AsyncDepth         int     `json:"async_depth"`
+	Logs               int     `json:"logs"`
+	StorageType        string  `json:"storage_type"`
+	MaxBlockBytes      int64   `json:"max_block_bytes"`
+	MaxInflightUploads int     `json:"max_inflight_uploads"`
+	FlushDelayMs       float64 `json:"flush_delay_ms"`
+	LocalFlushDelayMs  float64 `json:"local_flush_delay_ms"`
+	MemoryBudgetBytes  int64   `json:"memory_budget_bytes"`
+	Compression        string  `json:"compression"`
+	// RatePerLog is Config.Rate: appends per second per log, 0 when the
+	// run appends as fast as it can.
+	RatePerLog float64 `json:"rate_per_log,omitempty"`
+	// BatchWindowMs, ObjectBytes and MaxInflightObjects are the shared
+	// object stream's settings (writer.batchWindow, writer.objectBytes,
+	// writer.maxInflightObjects); a window of 0 is the per-log layout.
+	BatchWindowMs      float64   `json:"batch_window_ms"`
+	ObjectBytes        int64     `json:"object_bytes"`
+	MaxInflightObjects int       `json:"max_inflight_objects"`
 	GOMAXPROCS         int       `json:"gomaxprocs"`
 	StartedAt          time.Time `json:"started_at"`
 	// LoadAvgStart and LoadAvgEnd are the 1, 5 and 15 minute load averages
@@ -282,6 +322,10 @@ type RawResult struct {
 	ThroughputRuns []RawPhase `json:"throughput_runs"`
 	// SingleOp: single writes of the entry size, one at a time.
 	SingleOp RawPhase `json:"single_op"`
+	// Get: ranged GETs of whole objects the size of the engine's reads,
+	// Config.RawGetStreams at once (nil unless the target is a
+	// ReadTarget and the read phase ran).
+	Get *RawPhase `json:"get,omitempty"`
 }
 
 // RawPhase is one raw measurement.
@@ -351,6 +395,10 @@ type ReadResult struct {
 	Seconds    float64 `json:"seconds"`
 	MiBps      float64 `json:"mib_per_s"`
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// GetMiBps is what the readers fetched from the object store (GET
+	// bytes, headers and seal records included) per second, when
+	// Config.Counter is set; MiBps counts payload only.
+	GetMiBps float64 `json:"get_mib_per_s,omitempty"`
 }
 
 // StorageResult is what the engine stored.
@@ -371,12 +419,65 @@ type StorageResult struct {
 	PutsPerGiB *float64 `json:"puts_per_gib,omitempty"`
 }
 
-// MemoryResult comes from runtime.MemStats sampled every Interval during
+// CostResult is the object store requests of the write phase, from the
+// first append to the last acknowledgement (closing the writers, which
+// seals, excluded), counted by Config.Counter, and what they would cost.
+type CostResult struct {
+	Puts     int64   `json:"puts"`
+	PutBytes int64   `json:"put_bytes"`
+	Gets     int64   `json:"gets"`
+	Seconds  float64 `json:"seconds"`
+	PutsPerS float64 `json:"puts_per_s"`
+	GetsPerS float64 `json:"gets_per_s"`
+	// PutsPer1000Appends is PUTs per 1,000 acknowledged appends.
+	PutsPer1000Appends float64 `json:"puts_per_1000_appends"`
+	// USDPerDay is the day's PUTs and GETs at these rates, at S3 list
+	// prices (PricePer1000Puts, PricePer1000Gets).
+	USDPerDay float64 `json:"usd_per_day"`
+	// BoundPutsPerS is the issue's bound on the PUT rate of a process with
+	// shared objects: 1.2 x (1/writer.batchWindow + PUT bytes per second /
+	// writer.objectBytes). 0 without a window.
+	BoundPutsPerS float64 `json:"bound_puts_per_s,omitempty"`
+}
+
+// S3 list prices (us-east-1, S3 Standard) that CostResult.USDPerDay uses.
+const (
+	PricePer1000Puts = 0.005
+	PricePer1000Gets = 0.0004
+)
+
+// newCost computes the cost figures of c, counted over seconds during which
+// appends were acknowledged; window and objectBytes give the bound.
+func newCost(c Counts, seconds float64, appends int64, window time.Duration, objectBytes int64) *CostResult {
+	r := &CostResult{Puts: c.Puts, PutBytes: c.PutBytes, Gets: c.Gets, Seconds: seconds}
+	if seconds > 0 {
+		r.PutsPerS = float64(c.Puts) / seconds
+		r.GetsPerS = float64(c.Gets) / seconds
+	}
+	if appends > 0 {
+		r.PutsPer1000Appends = float64(c.Puts) * 1000 / float64(appends)
+	}
+	r.USDPerDay = 86400 * (r.PutsPerS*PricePer1000Puts + r.GetsPerS*PricePer1000Gets) / 1000
+	if window > 0 && objectBytes > 0 && seconds > 0 {
+		r.BoundPutsPerS = 1.2 * (1/window.Seconds() + float64(c.PutBytes)/seconds/float64(objectBytes))
+	}
+	return r
+}
+
+// MemoryResult comes from runtime.MemStats and the process's resident set
+// (Linux: /proc/self/status; 0 elsewhere) sampled every Interval during
 // the write and read phases.
 type MemoryResult struct {
 	BaselineHeapInuse uint64 `json:"baseline_heap_inuse"`
 	PeakHeapInuse     uint64 `json:"peak_heap_inuse"`
 	PeakSys           uint64 `json:"peak_sys"`
+	// BaselineRSS is the resident set once the writers are open, before
+	// the first append; PeakRSS the largest sampled afterwards.
+	BaselineRSS uint64 `json:"baseline_rss,omitempty"`
+	PeakRSS     uint64 `json:"peak_rss,omitempty"`
+	// HighWaterRSS is the kernel's peak resident set of the process's
+	// whole life (VmHWM), read at the end: it includes the raw phases.
+	HighWaterRSS uint64 `json:"high_water_rss,omitempty"`
 }
 
 // Ratios compare the engine with the raw limit (ours / raw).
@@ -386,6 +487,13 @@ type Ratios struct {
 	// P50VsRawOp is the append p50 over the p50 of one raw write of the
 	// entry size: the lone writer's overhead.
 	P50VsRawOp float64 `json:"p50_vs_raw_op"`
+	// P50VsWindowBound is the append p50 over writer.batchWindow + 1.5 x
+	// the raw p50 of one write of the entry size (the issue's bound on
+	// the latency of shared objects); 0 without a window.
+	P50VsWindowBound float64 `json:"p50_vs_window_bound,omitempty"`
+	// ReadVsRawGet is the read phase's payload MiB/s over the raw GET
+	// MiB/s (RawResult.Get), when measured.
+	ReadVsRawGet float64 `json:"read_vs_raw_get,omitempty"`
 }
 
 // Summary is a one-line account of the result, for logs.
@@ -408,7 +516,20 @@ func (r *Result) Summary() string {
 	if r.Storage.PutsPerGiB != nil {
 		fmt.Fprintf(&b, ", %.0f PUTs/GiB", *r.Storage.PutsPerGiB)
 	}
+	if c := r.Cost; c != nil {
+		fmt.Fprintf(&b, "; %.1f PUTs/s", c.PutsPerS)
+		if c.BoundPutsPerS > 0 {
+			fmt.Fprintf(&b, " (bound %.1f)", c.BoundPutsPerS)
+		}
+		fmt.Fprintf(&b, ", %.1f PUTs/1000 appends, $%.2f/day", c.PutsPer1000Appends, c.USDPerDay)
+	}
+	if r.Raw != nil && r.Raw.Get != nil {
+		fmt.Fprintf(&b, "; raw GET %.1f MiB/s", r.Raw.Get.MiBps)
+	}
 	fmt.Fprintf(&b, "; peak heap %.1f MiB", float64(r.Memory.PeakHeapInuse)/mib)
+	if r.Memory.PeakRSS > 0 {
+		fmt.Fprintf(&b, ", peak RSS %.1f MiB", float64(r.Memory.PeakRSS)/mib)
+	}
 	return b.String()
 }
 
@@ -438,6 +559,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		MaxInflightUploads: w.MaxInflightUploads, FlushDelayMs: float64(w.FlushDelay.Microseconds()) / 1000,
 		LocalFlushDelayMs: float64(w.LocalFlushDelay.Microseconds()) / 1000,
 		MemoryBudgetBytes: w.MemoryBudgetBytes, Compression: string(w.Compression),
+		RatePerLog: cfg.Rate, BatchWindowMs: float64(w.BatchWindow.Microseconds()) / 1000,
+		ObjectBytes: w.ObjectBytes, MaxInflightObjects: w.MaxInflightObjects,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), StartedAt: time.Now().UTC(), LoadAvgStart: loadAvg(),
 	}}
 	if cfg.Raw != nil {
@@ -446,7 +569,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	e := &engineRun{cfg: cfg, res: res}
-	if cfg.Raw != nil && !cfg.RawOnce {
+	if cfg.Raw != nil && !cfg.RawOnce && cfg.Rate == 0 {
 		e.afterWrite = func() error {
 			again, err := rawThroughput(ctx, cfg, w)
 			if err != nil {
@@ -469,6 +592,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		if res.Raw.SingleOp.Latency.P50Ms > 0 {
 			res.Ratios.P50VsRawOp = res.Write.Latency.P50Ms / res.Raw.SingleOp.Latency.P50Ms
+			if w.BatchWindow > 0 {
+				bound := float64(w.BatchWindow.Microseconds())/1000 + 1.5*res.Raw.SingleOp.Latency.P50Ms
+				res.Ratios.P50VsWindowBound = res.Write.Latency.P50Ms / bound
+			}
+		}
+		if g := res.Raw.Get; g != nil && g.MiBps > 0 && res.Read != nil {
+			res.Ratios.ReadVsRawGet = res.Read.MiBps / g.MiBps
 		}
 	}
 	return res, nil
@@ -482,7 +612,7 @@ type engineRun struct {
 	// afterWrite, when set, runs once the writers are closed.
 	afterWrite func() error
 
-	peakHeap, peakSys uint64 // touched by the sampler goroutine only, read after it ends
+	peakHeap, peakSys, peakRSS uint64 // touched by the sampler goroutine only, read after it ends
 }
 
 type logRun struct {
@@ -528,6 +658,8 @@ func (e *engineRun) run(ctx context.Context) (err error) {
 	runtime.ReadMemStats(&ms)
 	e.res.Memory.BaselineHeapInuse = ms.HeapInuse
 	e.peakHeap, e.peakSys = ms.HeapInuse, ms.Sys
+	e.res.Memory.BaselineRSS = residentSet().current
+	e.peakRSS = e.res.Memory.BaselineRSS
 
 	var before Counts
 	if e.cfg.Counter != nil {
@@ -535,6 +667,11 @@ func (e *engineRun) run(ctx context.Context) (err error) {
 	}
 	if err := e.write(ctx); err != nil {
 		return err
+	}
+	if e.cfg.Counter != nil {
+		w := e.cfg.Client.Config().Writer
+		e.res.Cost = newCost(e.cfg.Counter.Counts().Sub(before), e.res.Write.Seconds, e.res.Write.Entries,
+			w.BatchWindow, w.ObjectBytes)
 	}
 	if err := e.closeWriters(ctx); err != nil {
 		return err
@@ -564,10 +701,33 @@ func (e *engineRun) run(ctx context.Context) (err error) {
 		if e.cfg.Counter != nil {
 			rc := e.cfg.Counter.Counts().Sub(before)
 			e.res.Storage.ReadCalls = &rc
+			if e.res.Read.Seconds > 0 {
+				e.res.Read.GetMiBps = float64(rc.GetBytes) / mib / e.res.Read.Seconds
+			}
 		}
 	}
 	e.res.Memory.PeakHeapInuse, e.res.Memory.PeakSys = e.peakHeap, e.peakSys
+	e.res.Memory.PeakRSS, e.res.Memory.HighWaterRSS = e.peakRSS, residentSet().peak
+	if rt, ok := e.cfg.Raw.(ReadTarget); ok && e.res.Raw != nil && e.res.Read != nil && e.res.Read.Bytes > 0 {
+		get, err := rawGets(ctx, e.cfg, rt, e.rawGetSize(), e.res.Read)
+		if err != nil {
+			return err
+		}
+		e.res.Raw.Get = &get
+	}
 	return nil
+}
+
+// rawGetSize is the size of the raw GET phase's objects: the engine's
+// average GET in the read phase, else its average block.
+func (e *engineRun) rawGetSize() int {
+	if rc := e.res.Storage.ReadCalls; rc != nil && rc.Gets > 0 && rc.GetBytes > 0 {
+		return int(max(rc.GetBytes/rc.Gets, 1))
+	}
+	if b := e.res.Storage.AvgBlockBytes; b >= 1 {
+		return int(b)
+	}
+	return e.cfg.EntrySize
 }
 
 func (e *engineRun) sampleMemory() {
@@ -575,6 +735,7 @@ func (e *engineRun) sampleMemory() {
 	runtime.ReadMemStats(&ms)
 	e.peakHeap = max(e.peakHeap, ms.HeapInuse)
 	e.peakSys = max(e.peakSys, ms.Sys)
+	e.peakRSS = max(e.peakRSS, residentSet().current)
 }
 
 // write runs the appending goroutines until TotalBytes or Duration is
@@ -602,14 +763,17 @@ func (e *engineRun) write(ctx context.Context) error {
 	if cfg.Duration > 0 {
 		deadline = start.Add(cfg.Duration)
 	}
-	next := func() bool {
+	// claim takes the next entry of the run; next also stops at the
+	// deadline (a paced appender stops by its schedule instead, so that a
+	// late wake-up does not drop a scheduled append).
+	claim := func() bool {
 		if wctx.Err() != nil {
 			return false
 		}
-		if maxEntries > 0 && claimed.Add(1) > maxEntries {
-			return false
-		}
-		return deadline.IsZero() || time.Now().Before(deadline)
+		return maxEntries == 0 || claimed.Add(1) <= maxEntries
+	}
+	next := func() bool {
+		return claim() && (deadline.IsZero() || time.Now().Before(deadline))
 	}
 	rec := newRecorder(start, cfg.Samples, cfg.MaxIntervals)
 	smp := startSampler(cfg.Interval, progressTicker(cfg.Progress, PhaseWrite, &ackedBytes,
@@ -629,7 +793,19 @@ func (e *engineRun) write(ctx context.Context) error {
 	for g := range cfg.Concurrency {
 		lr := e.logs[g%len(e.logs)]
 		wg.Add(1)
-		if cfg.AsyncDepth <= 1 {
+		switch {
+		case cfg.Rate > 0:
+			// Paced: one appender per log (Concurrency is Logs), the
+			// logs' schedules staggered over one period so that they do
+			// not all append at once.
+			period := float64(time.Second) / cfg.Rate
+			first := start.Add(time.Duration(period * float64(g) / float64(len(e.logs))))
+			go func() {
+				defer wg.Done()
+				appendAsync(wctx, lr, max(cfg.AsyncDepth, 1), payload,
+					paced(wctx, first, cfg.Rate, deadline, claim), ack, fail)
+			}()
+		case cfg.AsyncDepth <= 1:
 			go func() {
 				defer wg.Done()
 				for next() {
@@ -641,12 +817,12 @@ func (e *engineRun) write(ctx context.Context) error {
 					ack(lr, t0)
 				}
 			}()
-			continue
+		default:
+			go func() {
+				defer wg.Done()
+				appendAsync(wctx, lr, cfg.AsyncDepth, payload, next, ack, fail)
+			}()
 		}
-		go func() {
-			defer wg.Done()
-			appendAsync(wctx, lr, cfg.AsyncDepth, payload, next, ack, fail)
-		}()
 	}
 	wg.Wait()
 	end := time.Now()
@@ -674,6 +850,37 @@ func (e *engineRun) write(ctx context.Context) error {
 	e.res.Timeline = rec.timeline(end)
 	e.res.Samples = rec.reservoir
 	return nil
+}
+
+// paced returns a next function for appendAsync that schedules appends at
+// rate a second from first: its k-th call (from 0) returns at first +
+// k/rate, or at once when that time has passed, then asks next. It returns
+// false, without waiting, when that time is at or past the deadline (if
+// set) or ctx ends. One goroutine calls it.
+func paced(ctx context.Context, first time.Time, rate float64, deadline time.Time, next func() bool) func() bool {
+	var k int64
+	var timer *time.Timer
+	return func() bool {
+		due := first.Add(time.Duration(float64(k) * float64(time.Second) / rate))
+		if !deadline.IsZero() && !due.Before(deadline) {
+			return false
+		}
+		if d := time.Until(due); d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return false
+			}
+		}
+		k++
+		return next()
+	}
 }
 
 // appendAsync keeps up to depth appends of one goroutine in flight: this
@@ -815,16 +1022,21 @@ func (e *engineRun) readLog(ctx context.Context, lr *logRun, readBytes *atomic.I
 // measureRaw times the raw target: throughput with blocks, then single
 // operations of the entry size.
 func measureRaw(ctx context.Context, cfg Config, w options.WriterConfig) (*RawResult, error) {
-	tput, err := rawThroughput(ctx, cfg, w)
-	if err != nil {
-		return nil, err
+	var tput RawPhase
+	var runs []RawPhase
+	if cfg.Rate == 0 {
+		var err error
+		if tput, err = rawThroughput(ctx, cfg, w); err != nil {
+			return nil, err
+		}
+		runs = []RawPhase{tput}
 	}
 	single, err := rawPhase(ctx, cfg, PhaseRawOp, "op-"+randomHex(6), 1, cfg.EntrySize,
 		int64(cfg.RawOps)*int64(cfg.EntrySize), time.Now().Add(cfg.RawOpsTime), 20)
 	if err != nil {
 		return nil, err
 	}
-	return &RawResult{Target: cfg.Raw.Describe(), Throughput: tput, ThroughputRuns: []RawPhase{tput}, SingleOp: single}, nil
+	return &RawResult{Target: cfg.Raw.Describe(), Throughput: tput, ThroughputRuns: runs, SingleOp: single}, nil
 }
 
 // rawThroughput writes blocks of w.MaxBlockBytes, as many at once as the
@@ -884,6 +1096,17 @@ func rawPhase(ctx context.Context, cfg Config, phase Phase, name string, streams
 	if total > 0 {
 		maxOps = (total + int64(opBytes) - 1) / int64(opBytes)
 	}
+	return timedOps(ctx, cfg, phase, streams, opBytes, maxOps, deadline, minOps,
+		func(ctx context.Context, stream int, _ int64) error { return opened[stream].Write(ctx, data) })
+}
+
+// timedOps runs op from streams goroutines at once (op's stream argument
+// says which), each op moving opBytes, until maxOps ops (if above 0) are
+// done or the deadline (if set) passes, but at least minOps, and times
+// every op. n numbers the ops from 1.
+func timedOps(ctx context.Context, cfg Config, phase Phase, streams, opBytes int, maxOps int64,
+	deadline time.Time, minOps int64, op func(ctx context.Context, stream int, n int64) error) (RawPhase, error) {
+	res := RawPhase{OpBytes: opBytes, Streams: streams}
 	var (
 		claimed, done atomic.Int64
 		doneBytes     atomic.Int64
@@ -895,7 +1118,7 @@ func rawPhase(ctx context.Context, cfg Config, phase Phase, name string, streams
 	start, cpu0 := time.Now(), processCPU()
 	smp := startSampler(cfg.Interval, progressTicker(cfg.Progress, phase, &doneBytes, maxOps*int64(opBytes),
 		deadline, start, nil))
-	for i, s := range opened {
+	for i := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -908,7 +1131,7 @@ func rawPhase(ctx context.Context, cfg Config, phase Phase, name string, streams
 					return
 				}
 				t0 := time.Now()
-				if err := s.Write(ctx, data); err != nil {
+				if err := op(ctx, i, n); err != nil {
 					errs[i] = err
 					return
 				}

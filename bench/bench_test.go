@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // newClient returns a client on a fresh etcd prefix. With store nil it
 // writes to a local directory.
-func newClient(t *testing.T, store objstore.Store, tweak func(*options.Config)) *woodpecker.Client {
+func newClient(t testing.TB, store objstore.Store, tweak func(*options.Config)) *woodpecker.Client {
 	t.Helper()
 	cfg := options.Default()
 	cfg.Etcd.RootPath = testenv.UniquePrefix(t)

@@ -36,6 +36,9 @@ type benchFlags struct {
 	plot        string
 	keep        bool
 	progress    string
+	rate        float64
+	batchWindow time.Duration
+	objectBytes string
 }
 
 func (a *app) benchCommand() *cobra.Command {
@@ -62,11 +65,27 @@ etcd) and done when 2 accept them, as many at once as appends are in flight,
 and one at a time for the latency of a lone appender. The raw blocks are not
 uploaded: the figure is what the LogStores accept, without the object store.
 
+--rate paces the appends instead: every log gets one appender that submits
+that many appends a second (asynchronously, on a fixed schedule), for
+--duration, as a database's channels trickle inserts. The table then adds
+the object store requests of the write phase: PUTs a second, PUTs per 1,000
+appends and what a day of them costs at S3 list prices ($0.005 per 1,000
+PUTs, $0.0004 per 1,000 GETs). With --raw a paced run measures single PUTs of
+the entry size, and after the read phase GETs of the size the readers
+fetched, 4 at once, to compare the catch-up reads with.
+
+--batch-window sets writer.batchWindow for this run: above 0, the blocks of
+all logs go into shared objects (docs/shared-objects.md), and the table
+shows the bound on PUTs a second, 1.2 x (1/window + bytes a second /
+writer.objectBytes), and the bound on the append p50, window + 1.5 x one
+raw PUT of the entry size.
+
 The benchmark's logs are deleted afterwards, with their data (--keep keeps
-them).`,
+them); shared objects stay until their garbage collection exists.`,
 		Example: `  woodpecker bench --raw
   woodpecker bench --entry-size 1KiB --total 1GiB --concurrency 4 --logs 2
-  woodpecker bench --duration 30s --raw --json results.json --plot latency.svg`,
+  woodpecker bench --duration 30s --raw --json results.json --plot latency.svg
+  woodpecker bench --raw --logs 128 --rate 100 --entry-size 1KiB --duration 10s --batch-window 10ms`,
 		Args: args(0, 0, "no arguments (options are flags)"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBench(cmd, bf) },
 	}
@@ -83,6 +102,9 @@ them).`,
 	f.StringVar(&bf.plot, "plot", "", "write a chart (SVG) of throughput and latency over time and a latency histogram")
 	f.BoolVar(&bf.keep, "keep", false, "keep the benchmark's logs and data")
 	f.StringVar(&bf.progress, "progress", "auto", "progress display: auto (a bar on a terminal, lines otherwise), bar, lines or none")
+	f.Float64Var(&bf.rate, "rate", 0, "appends a second per log, paced (0: as fast as the writers accept; --concurrency is then ignored)")
+	f.DurationVar(&bf.batchWindow, "batch-window", 0, "writer.batchWindow for this run: above 0, shared objects (default: the configured value)")
+	f.StringVar(&bf.objectBytes, "object-bytes", "", "writer.objectBytes for this run: the size that closes a shared object (default: the configured value)")
 	return cmd
 }
 
@@ -103,12 +125,22 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 		return usagef("give --total or --duration (or both)")
 	case bf.logs < 1:
 		return usagef("--logs %d: want at least 1", bf.logs)
-	case bf.concurrency < bf.logs:
+	case bf.rate < 0:
+		return usagef("--rate %v: want appends a second per log, or 0", bf.rate)
+	case bf.batchWindow < 0:
+		return usagef("--batch-window %s: want 0 (one object per block) or more", bf.batchWindow)
+	case bf.concurrency < bf.logs && bf.rate == 0:
 		return usagef("--concurrency %d is below --logs %d: every log needs an appending goroutine", bf.concurrency, bf.logs)
 	case bf.asyncDepth < -1 || bf.asyncDepth == 0:
 		return usagef("--async-depth %d: want 1 (synchronous), more, or -1 (automatic)", bf.asyncDepth)
 	case bf.plot != "" && !strings.EqualFold(filepath.Ext(bf.plot), ".svg"):
 		return usagef("--plot %q: the chart is SVG; name a .svg file", bf.plot)
+	}
+	var objectBytes int64
+	if bf.objectBytes != "" {
+		if objectBytes, err = options.ParseSize(bf.objectBytes); err != nil || objectBytes <= 0 {
+			return usagef("--object-bytes %q: want a size such as 8MiB", bf.objectBytes)
+		}
 	}
 	switch bf.progress {
 	case "auto", "bar", "lines", "none":
@@ -122,9 +154,17 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 			"drop --backend, or set mode: memoryBuffer", bf.backend, r.cfg.Storage.Type)
 	}
 	var counter *bench.CountingStore
+	flags := cmd.Flags()
 	e, err := a.connect(ctx, connectOptions{backend: bf.backend, wrap: func(s objstore.Store) objstore.Store {
 		counter = bench.NewCountingStore(s)
 		return counter
+	}, configure: func(c *options.Config) {
+		if flags.Changed("batch-window") {
+			c.Writer.BatchWindow = bf.batchWindow
+		}
+		if objectBytes > 0 {
+			c.Writer.ObjectBytes = objectBytes
+		}
 	}})
 	if err != nil {
 		return err
@@ -133,7 +173,7 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	prefix := "bench-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	cfg := bench.Config{
 		Client: e.client, EntrySize: int(entrySize), TotalBytes: total, Duration: bf.duration,
-		Concurrency: bf.concurrency, Logs: bf.logs, AsyncDepth: bf.asyncDepth, LogPrefix: prefix,
+		Concurrency: bf.concurrency, Logs: bf.logs, AsyncDepth: bf.asyncDepth, LogPrefix: prefix, Rate: bf.rate,
 		KeepLogs: true, // deleted below, with their data
 	}
 	var raw bench.RawTarget
@@ -160,7 +200,10 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	if bf.raw {
 		cfg.Raw = raw
 	}
-	if cfg.AsyncDepth < 0 {
+	switch {
+	case cfg.AsyncDepth < 0 && cfg.Rate > 0:
+		cfg.AsyncDepth = 0 // the runner's default: a second of appends
+	case cfg.AsyncDepth < 0:
 		cfg.AsyncDepth = bench.SaturatingDepth(w, raw.Streams(w), cfg.EntrySize, cfg.Concurrency)
 	}
 	if quorumMode {
@@ -180,6 +223,14 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	}
 	setup := fmt.Sprintf("%s in %s entries, %d log(s), %d goroutine(s) x %d in flight, %s storage (%s)",
 		describeTotal(total, bf.duration), options.FormatSize(entrySize), cfg.Logs, cfg.Concurrency, cfg.AsyncDepth, storeName, where)
+	if cfg.Rate > 0 {
+		setup = fmt.Sprintf("%s in %s entries, %d log(s) at %g appends/s each, %s storage (%s)",
+			describeTotal(total, bf.duration), options.FormatSize(entrySize), cfg.Logs, cfg.Rate, storeName, where)
+	}
+	if bw := w.BatchWindow; bw > 0 {
+		setup += fmt.Sprintf(", shared objects (window %s, objects of %s, %d in flight)",
+			bw, options.FormatSize(w.ObjectBytes), w.MaxInflightObjects)
+	}
 	if bf.jsonOut != "-" {
 		fmt.Fprintf(a.stdout, "woodpecker bench: %s\n", setup)
 	}
@@ -336,7 +387,7 @@ func bytesOf(v float64) string { return human(int64(v)) }
 // parallelism, as the raw throughput phase writes them; a lone appender
 // waits at least for one write of its entry.
 func rawLatency(r *bench.Result, cfg bench.Config) (bench.Latency, string) {
-	if cfg.AsyncDepth > 1 || cfg.Concurrency > cfg.Logs {
+	if cfg.Rate == 0 && (cfg.AsyncDepth > 1 || cfg.Concurrency > cfg.Logs) {
 		return r.Raw.Throughput.Latency, fmt.Sprintf("one %s write, %d at once", human(int64(r.Raw.Throughput.OpBytes)), r.Raw.Throughput.Streams)
 	}
 	return r.Raw.SingleOp.Latency, fmt.Sprintf("one %s write, alone", human(int64(r.Raw.SingleOp.OpBytes)))
@@ -385,7 +436,24 @@ func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
 		row(l.name, ms(l.ours), rawStr(l.raw, ms), ratio(l.ours, l.raw))
 	}
 	if r.Read != nil {
-		row("read throughput", mibps(r.Read.MiBps), "-", "-")
+		if hasRaw && r.Raw.Get != nil {
+			row("read throughput", mibps(r.Read.MiBps), mibps(r.Raw.Get.MiBps)+" (GET)", ratio(r.Read.MiBps, r.Raw.Get.MiBps))
+		} else {
+			row("read throughput", mibps(r.Read.MiBps), "-", "-")
+		}
+	}
+	if c := r.Cost; c != nil {
+		bound := "-"
+		if c.BoundPutsPerS > 0 {
+			bound = fmt.Sprintf("%.1f (bound)", c.BoundPutsPerS)
+		}
+		row("PUTs/s while appending", fmt.Sprintf("%.1f", c.PutsPerS), bound, ratio(c.PutsPerS, c.BoundPutsPerS))
+		row("PUTs per 1,000 appends", fmt.Sprintf("%.1f", c.PutsPer1000Appends), "-", "-")
+		row("cost at S3 list prices", fmt.Sprintf("$%.2f/day", c.USDPerDay), "-", "-")
+	}
+	if rt := r.Ratios; rt != nil && rt.P50VsWindowBound > 0 && hasRaw {
+		bound := r.Setup.BatchWindowMs + 1.5*r.Raw.SingleOp.Latency.P50Ms
+		row("append p50 vs window + 1.5 x PUT", ms(wr.Latency.P50Ms), ms(bound)+" (bound)", fmt.Sprintf("%.2f", rt.P50VsWindowBound))
 	}
 	st := r.Storage
 	unit := "blocks"
@@ -402,17 +470,41 @@ func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
 	if c := st.WriteCalls; c != nil {
 		fmt.Fprintf(w, "; %d PUTs, %d GETs, %d LISTs while writing", c.Puts, c.Gets, c.Lists)
 	}
-	fmt.Fprintf(w, "\nmemory: peak heap %s (%s before writing), peak from the OS %s\n",
+	if c := r.Cost; c != nil {
+		fmt.Fprintf(w, "\nwrite phase (%.1f s, closing excluded): %d PUTs (%s), %d GETs; %.1f appends/s",
+			c.Seconds, c.Puts, human(c.PutBytes), c.Gets, wr.EntriesPS)
+		if cfg.Rate > 0 {
+			fmt.Fprintf(w, " of %.0f scheduled", cfg.Rate*float64(cfg.Logs))
+		}
+		if c.BoundPutsPerS > 0 {
+			fmt.Fprintf(w, "; PUT bound 1.2 x (1/%s + %s/s / %s)", time.Duration(r.Setup.BatchWindowMs*float64(time.Millisecond)),
+				human(int64(float64(c.PutBytes)/max(c.Seconds, 1e-9))), human(r.Setup.ObjectBytes))
+		}
+	}
+	fmt.Fprintf(w, "\nmemory: peak heap %s (%s before writing), peak from the OS %s",
 		bytesOf(float64(r.Memory.PeakHeapInuse)), bytesOf(float64(r.Memory.BaselineHeapInuse)), bytesOf(float64(r.Memory.PeakSys)))
+	if m := r.Memory; m.PeakRSS > 0 {
+		fmt.Fprintf(w, "; RSS peak %s (%s before writing, %s high-water mark of the process)",
+			bytesOf(float64(m.PeakRSS)), bytesOf(float64(m.BaselineRSS)), bytesOf(float64(m.HighWaterRSS)))
+	}
+	fmt.Fprintln(w)
 	if hasRaw {
 		_, what := rawLatency(r, cfg)
 		fmt.Fprintf(w, "raw limit: %s, measured without Woodpecker.\n", r.Raw.Target)
-		fmt.Fprintf(w, "  throughput: %s writes, %d at once (mean of %d runs); latency: %s;\n",
-			human(int64(r.Raw.Throughput.OpBytes)), r.Raw.Throughput.Streams, len(r.Raw.ThroughputRuns), what)
+		if len(r.Raw.ThroughputRuns) > 0 {
+			fmt.Fprintf(w, "  throughput: %s writes, %d at once (mean of %d runs); latency: %s;\n",
+				human(int64(r.Raw.Throughput.OpBytes)), r.Raw.Throughput.Streams, len(r.Raw.ThroughputRuns), what)
+		} else {
+			fmt.Fprintf(w, "  paced run: no raw throughput phase; latency: %s;\n", what)
+		}
+		if g := r.Raw.Get; g != nil {
+			fmt.Fprintf(w, "  reads: ranged GETs of %s (the readers' average GET), %d at once: %s, p50 %s;\n",
+				human(int64(g.OpBytes)), g.Streams, mibps(g.MiBps), ms(g.Latency.P50Ms))
+		}
 		fmt.Fprintf(w, "  %s per GiB: GiB / writer.maxBlockBytes (%s). A lone %s write takes %s at p50.\n",
 			unit, human(r.Setup.MaxBlockBytes), human(int64(r.Raw.SingleOp.OpBytes)), ms(r.Raw.SingleOp.Latency.P50Ms))
 	}
-	if cfg.AsyncDepth > 1 {
+	if cfg.AsyncDepth > 1 && cfg.Rate == 0 {
 		fmt.Fprintf(w, "append latency includes waiting behind up to %d appends in flight per goroutine "+
 			"(--async-depth 1 measures a lone appender).\n", cfg.AsyncDepth)
 	}

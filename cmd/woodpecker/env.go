@@ -56,6 +56,10 @@ type connectOptions struct {
 	backend string
 	// wrap, when set, wraps the object store the client writes through.
 	wrap func(objstore.Store) objstore.Store
+	// configure, when set, adjusts the loaded configuration (a command's
+	// own flags, such as bench --batch-window), which is then validated
+	// again.
+	configure func(*options.Config)
 }
 
 // connect loads the configuration, starts or reaches etcd and the storage,
@@ -65,6 +69,12 @@ func (a *app) connect(ctx context.Context, o connectOptions) (*env, error) {
 	r, err := a.loadConfig()
 	if err != nil {
 		return nil, err
+	}
+	if o.configure != nil {
+		o.configure(&r.cfg)
+		if err := r.cfg.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	lg, err := logging.New(r.cfg.Log, a.stderr)
 	if err != nil {
@@ -251,6 +261,12 @@ func (e *env) openStorage(ctx context.Context, o connectOptions) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, cfg.Storage.RequestTimeout)
 	defer cancel()
+	// The client puts its own shared-object stream (writer.batchWindow)
+	// in front of the store it is given, with the etcd index it owns;
+	// this storage is the store itself and the per-log backend of the
+	// segment commands, which storage.Open refuses to give with a window
+	// but no index.
+	cfg.Writer.BatchWindow = 0
 	st, err := storage.Open(octx, cfg, opts...)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -713,6 +713,20 @@ func TestBench(t *testing.T) {
 	if r.stderr != "" {
 		t.Errorf("bench --progress none wrote to stderr: %q", r.stderr)
 	}
+
+	// Paced logs with shared objects: the PUT rate, its bound, the cost and
+	// the raw GETs the catch-up reads are compared with.
+	r = c.ok("", "bench", "--backend", "memory", "--raw", "--logs", "3", "--rate", "50", "--duration", "300ms",
+		"--entry-size", "1KiB", "--batch-window", "10ms", "--progress", "none")
+	for _, want := range []string{"3 log(s) at 50 appends/s each", "shared objects (window 10ms", "PUTs/s while appending",
+		"(bound)", "PUTs per 1,000 appends", "/day", "append p50 vs window + 1.5 x PUT", "(GET)", "RSS peak"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("paced bench output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := c.run("", "bench", "--backend", "memory", "--rate", "-1", "--duration", "1s"); r.code != exitUsage {
+		t.Errorf("bench --rate -1: %s", r)
+	}
 }
 
 func TestHuman(t *testing.T) {

@@ -21,6 +21,7 @@ var phaseNames = map[bench.Phase]string{
 	bench.PhaseRawOp:         "raw single writes",
 	bench.PhaseWrite:         "appends",
 	bench.PhaseRead:          "reads",
+	bench.PhaseRawGet:        "raw reads",
 }
 
 // progress shows the benchmark's progress on stderr: a live bar per phase
