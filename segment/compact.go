@@ -346,7 +346,7 @@ func (b *ObjectBackend) Compact(ctx context.Context, ref Ref, gen, blocks int64,
 			if err != nil {
 				return fail(err)
 			}
-			if err := b.putOwned(ctx, prefix+obj.Name, data); err != nil {
+			if err := b.PutOwned(ctx, prefix+obj.Name, data); err != nil {
 				return fail(err)
 			}
 			next.Objects = append(next.Objects, obj)
@@ -393,7 +393,7 @@ func (b *ObjectBackend) Compact(ctx context.Context, ref Ref, gen, blocks int64,
 		return fail(err)
 	}
 	next.Record = rec
-	if err := b.putOwned(ctx, prefix+LayoutSealName(next.Generation), enc); err != nil {
+	if err := b.PutOwned(ctx, prefix+LayoutSealName(next.Generation), enc); err != nil {
 		return fail(err)
 	}
 	res.Layout = next
@@ -482,10 +482,10 @@ func checkBlock(data []byte) (BlockHeader, error) {
 	return h, nil
 }
 
-// putOwned creates key holding data. An existing object with other
+// PutOwned creates key holding data. An existing object with other
 // content is an uncommitted leftover of an earlier attempt of the same
 // compaction generation, which the caller owns: it is replaced.
-func (b *ObjectBackend) putOwned(ctx context.Context, key string, data []byte) error {
+func (b *ObjectBackend) PutOwned(ctx context.Context, key string, data []byte) error {
 	for range 3 {
 		err := b.store.Put(ctx, key, data, objstore.PutOptions{IfNotExists: true})
 		if !errors.Is(err, objstore.ErrAlreadyExists) {

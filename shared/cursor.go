@@ -27,6 +27,10 @@ type cursor struct {
 	prefetch int
 	sealed   bool          // exts come from the seal: every block is known
 	exts     []meta.Extent // known extents of blocks next, next+1, ...
+	// inner reads the per-log layout a compaction wrote, once the
+	// segment's metadata says so (UseGeneration) or a shared object of
+	// the segment is gone (deleted after its compaction).
+	inner segment.Cursor
 
 	mu     sync.Mutex
 	ahead  []*run // GETs in flight, in block order; ahead[0] starts at next
@@ -44,13 +48,47 @@ type run struct {
 	err  error
 }
 
-var _ segment.PrefetchCursor = (*cursor)(nil)
+var (
+	_ segment.PrefetchCursor   = (*cursor)(nil)
+	_ segment.GenerationCursor = (*cursor)(nil)
+)
 
 func (c *cursor) SetPrefetch(blocks int) { c.prefetch = blocks }
 
-func (c *cursor) SetLimit(blocks int64) { c.limit = blocks }
+func (c *cursor) SetLimit(blocks int64) {
+	c.limit = blocks
+	if c.inner != nil {
+		c.inner.SetLimit(blocks)
+	}
+}
+
+// UseGeneration implements segment.GenerationCursor: generation g > 0 of
+// a shared segment is a per-log layout (compact.go).
+func (c *cursor) UseGeneration(gen int64) {
+	c.toLayout()
+	c.inner.(segment.GenerationCursor).UseGeneration(gen)
+}
+
+// toLayout makes the cursor read the segment's per-log layout from block
+// next on: generation 0 there has no objects, so the object cursor moves
+// to the newest generation by itself, or reports ErrObjectMissing.
+func (c *cursor) toLayout() {
+	if c.inner != nil {
+		return
+	}
+	c.dropAhead()
+	c.inner = c.b.ObjectBackend.OpenCursor(c.ref)
+	if pc, ok := c.inner.(segment.PrefetchCursor); ok {
+		pc.SetPrefetch(c.prefetch)
+	}
+	c.inner.SetLimit(c.limit)
+	c.inner.Skip(c.next)
+}
 
 func (c *cursor) Skip(blockNo int64) {
+	if c.inner != nil {
+		c.inner.Skip(blockNo)
+	}
 	c.dropAhead()
 	c.next = blockNo
 	for len(c.exts) > 0 && c.exts[0].BlockNo < blockNo {
@@ -60,10 +98,16 @@ func (c *cursor) Skip(blockNo int64) {
 
 func (c *cursor) Close() error {
 	c.dropAhead()
+	if c.inner != nil {
+		return c.inner.Close()
+	}
 	return nil
 }
 
 func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error) {
+	if c.inner != nil {
+		return c.inner.Next(ctx)
+	}
 	if c.limit >= 0 && c.next >= c.limit {
 		return segment.BlockHeader{}, nil, segment.ErrEndOfSegment
 	}
@@ -75,6 +119,12 @@ func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error
 	data, ext, err := c.read(ctx)
 	if err != nil {
 		c.dropAhead()
+		if errors.Is(err, objstore.ErrNotFound) && c.limit >= 0 {
+			// Compaction copied the segment out and the shared object
+			// was deleted after the readers' grace period.
+			c.toLayout()
+			return c.inner.Next(ctx)
+		}
 		if errors.Is(err, objstore.ErrNotFound) {
 			return segment.BlockHeader{}, nil, walerr.Mark(errors.Wrapf(walerr.ErrCorrupt,
 				"log %d segment %d block %d: shared object %s is missing", c.ref.LogID, c.ref.SegmentID, c.next, ext.Object),
@@ -82,13 +132,7 @@ func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error
 		}
 		return segment.BlockHeader{}, nil, errors.Wrapf(err, "read log %d segment %d block %d", c.ref.LogID, c.ref.SegmentID, c.next)
 	}
-	h, entries, err := segment.DecodeBlock(data)
-	if err == nil && crc32c(data) != ext.CRC {
-		err = errors.Wrap(walerr.ErrCorrupt, "CRC32C differs from the extent's")
-	}
-	if err == nil && (h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next || h.FirstEntry != ext.FirstEntry) {
-		err = errors.Wrapf(walerr.ErrCorrupt, "claims log %d segment %d block %d", h.LogID, h.SegmentID, h.BlockNo)
-	}
+	h, entries, err := c.decode(data, ext)
 	if err != nil {
 		c.dropAhead()
 		return segment.BlockHeader{}, nil, errors.Wrapf(err, "log %d segment %d block %d (shared object %s at %d)",
@@ -97,6 +141,25 @@ func (c *cursor) Next(ctx context.Context) (segment.BlockHeader, [][]byte, error
 	c.next++
 	c.exts = c.exts[1:]
 	return h, entries, nil
+}
+
+// decode validates a block read for extent ext and decodes it.
+func (c *cursor) decode(data []byte, ext meta.Extent) (segment.BlockHeader, [][]byte, error) {
+	if crc32c(data) != ext.CRC {
+		return segment.BlockHeader{}, nil, errors.Wrap(walerr.ErrCorrupt, "CRC32C differs from the extent's")
+	}
+	h, entries, err := segment.DecodeBlock(data)
+	if err == nil && (h.LogID != c.ref.LogID || h.SegmentID != c.ref.SegmentID || h.BlockNo != c.next ||
+		h.FirstEntry != ext.FirstEntry || h.Count != ext.Count) {
+		err = errors.Wrapf(walerr.ErrCorrupt, "claims log %d segment %d block %d", h.LogID, h.SegmentID, h.BlockNo)
+	}
+	return h, entries, err
+}
+
+// check validates a block read for extent ext.
+func (c *cursor) check(data []byte, ext meta.Extent) error {
+	_, _, err := c.decode(data, ext)
+	return err
 }
 
 // loadExtents finds the extents from block next on: from the seal when the

@@ -40,6 +40,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Point names a step of a pass, for Config.Hook.
@@ -59,6 +60,9 @@ const (
 	PointDeleteLogData Point = "delete-log-data" // before deleting an object of a deleted log
 	PointCollectedLog  Point = "collected-log"   // before recording that a deleted log's data is gone
 	PointUpdateState   Point = "update-state"    // before recording a log's GC state after its pass
+	// Shared objects (shared.go).
+	PointDeleteShared       Point = "delete-shared"        // before deleting a shared object no segment needs
+	PointRemoveSharedRecord Point = "remove-shared-record" // before removing the record of a deleted shared object
 )
 
 // Config controls a Collector. Use FromOptions for the values of a
@@ -347,7 +351,9 @@ func (c *Collector) runOnce(ctx context.Context, rep *Report) error {
 			return err
 		}
 	}
-	return nil
+	// After the logs: segments this pass deleted or compacted release
+	// their shared objects in the same pass.
+	return p.locked(ctx, SharedObjectsLockID, func(l meta.GCLock) error { return p.sweepShared(ctx, l) })
 }
 
 // locked runs fn under the log's lock, unless another collector holds it.
@@ -661,7 +667,13 @@ func (p *pass) compact(ctx context.Context, l meta.GCLock, sm meta.SegmentMeta, 
 	}
 	prefix := p.c.st.SegmentKeyPrefix(segRef(sm))
 	sizes := make(map[string]int64, len(objs))
-	if sm.Generation == 0 {
+	switch {
+	case sm.Generation == 0 && string(sm.Placement) == shared.Placement:
+		// Every block sits in a shared object: copy them all out.
+		if sm.Blocks < int64(cc.MinBlocks) {
+			return nil, nil
+		}
+	case sm.Generation == 0:
 		small := 0
 		for _, o := range objs {
 			name := strings.TrimPrefix(o.Key, prefix)
@@ -675,7 +687,7 @@ func (p *pass) compact(ctx context.Context, l meta.GCLock, sm meta.SegmentMeta, 
 		if small < cc.MinBlocks {
 			return nil, nil
 		}
-	} else if sm.Objects < int64(cc.MinBlocks) {
+	case sm.Objects < int64(cc.MinBlocks):
 		return nil, nil
 	}
 	if err := p.c.step(PointCompactWrite); err != nil {

@@ -70,9 +70,10 @@ func newStorage(b segment.Backend) (storage, error) {
 	return storage{Storage: st, compactor: c}, nil
 }
 
-// segRef names the segment sm describes (its keys; no placement).
+// segRef names the segment sm describes, with its placement (which tells
+// shared segments from per-log ones).
 func segRef(sm meta.SegmentMeta) segment.Ref {
-	return segment.Ref{LogID: sm.LogID, SegmentID: sm.ID}
+	return segment.Ref{LogID: sm.LogID, SegmentID: sm.ID, Placement: string(sm.Placement)}
 }
 
 // afterAll sorts after every valid key that starts with the string it is
