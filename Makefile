@@ -59,16 +59,18 @@ proto:
 ## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
 ## cycles per mode, CHAOS_MODE memory, quorum, localfs, both (memory and
 ## quorum) or all, CHAOS_SEED to rerun a
-## failing seed (0: a new one); the history files, process logs and report go
+## failing seed (0: a new one), CHAOS_DURATION to stop starting cycles after
+## that long per mode (e.g. 80m; 0: no limit); the history files, process logs and report go
 ## to .run/chaos/. Its short run is part of make test.
 CHAOS_CYCLES ?= 1000
 CHAOS_MODE ?= both
 CHAOS_SEED ?= 0
+CHAOS_DURATION ?= 0
 CHAOS_FLAGS ?= -race
 chaos: tools
 	rm -rf .run/chaos && mkdir -p .run/chaos
 	$(GO) test $(CHAOS_FLAGS) -count=1 -timeout 0 -v -run 'TestChaos$$' ./integration/chaos \
-		-chaos.cycles=$(CHAOS_CYCLES) -chaos.mode=$(CHAOS_MODE) -chaos.seed=$(CHAOS_SEED) -chaos.history=$(CURDIR)/.run/chaos
+		-chaos.cycles=$(CHAOS_CYCLES) -chaos.mode=$(CHAOS_MODE) -chaos.seed=$(CHAOS_SEED) -chaos.duration=$(CHAOS_DURATION) -chaos.history=$(CURDIR)/.run/chaos
 
 ## bench: run benchmarks (no tests) against real servers
 bench: tools

@@ -176,9 +176,14 @@ func runMode(t *testing.T, mode string, seed uint64, cycles int) {
 		r.fail("the logs never accepted writes before any fault")
 	}
 
+	faultsFrom := time.Now()
 	for _, cy := range sched {
 		if len(r.wedged) > 0 {
 			break // a wedged log ends the faults; the history is still checked
+		}
+		if *flagTime > 0 && time.Since(faultsFrom) >= *flagTime {
+			t.Logf("%s: -chaos.duration=%s reached after %d of %d cycles", mode, *flagTime, r.cyclesRun, len(sched))
+			break
 		}
 		r.runCycle(cy)
 	}

@@ -15,7 +15,9 @@
 // reruns the same schedule, also for one mode alone), -chaos.mode (memory:
 // MemoryBuffer on MinIO; quorum: QuorumBuffer; localfs: MemoryBuffer on a
 // local folder the processes share; both, the default: memory and quorum;
-// all), -chaos.history (keep the history files, process logs,
+// all), -chaos.duration (stop starting cycles after this long per mode,
+// then end as usual: for a run that must fit a time budget; the report
+// gives the cycles run), -chaos.history (keep the history files, process logs,
 // timeline.ndjson, report.txt and chaos.svg there; by default they are kept
 // only when the test fails, in a temp folder the test names).
 //
