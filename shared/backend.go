@@ -172,14 +172,16 @@ func (b *Backend) writeSeal(ctx context.Context, ref segment.Ref, seal Seal) (Se
 	if !errors.Is(err, objstore.ErrAlreadyExists) {
 		return Seal{}, errors.Wrapf(err, "write the seal of segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
-	got, err := b.readSeal(ctx, ref)
+	got, err := b.ReadSeal(ctx, ref)
 	if err != nil {
 		return Seal{}, err
 	}
 	return got, nil
 }
 
-func (b *Backend) readSeal(ctx context.Context, ref segment.Ref) (Seal, error) {
+// ReadSeal reads a shared segment's seal record; errors wrap
+// objstore.ErrNotFound when it has none yet.
+func (b *Backend) ReadSeal(ctx context.Context, ref segment.Ref) (Seal, error) {
 	data, err := b.Store().Get(ctx, b.sealKey(ref))
 	if err != nil {
 		return Seal{}, err
@@ -226,7 +228,7 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 	if !isShared(ref) {
 		return b.ObjectBackend.Recover(ctx, ref, epoch)
 	}
-	if s, err := b.readSeal(ctx, ref); err == nil {
+	if s, err := b.ReadSeal(ctx, ref); err == nil {
 		return s.Info, nil
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return segment.SealInfo{}, err
@@ -247,7 +249,7 @@ func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, 
 	if !isShared(ref) {
 		return b.ObjectBackend.Scan(ctx, ref)
 	}
-	if s, err := b.readSeal(ctx, ref); err == nil {
+	if s, err := b.ReadSeal(ctx, ref); err == nil {
 		return s.Info, nil
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return segment.SealInfo{}, err
@@ -257,7 +259,7 @@ func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, 
 		return segment.SealInfo{}, errors.Wrapf(err, "scan segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
 	// Sealed meanwhile: its extents moved into the seal record.
-	if s, err := b.readSeal(ctx, ref); err == nil {
+	if s, err := b.ReadSeal(ctx, ref); err == nil {
 		return s.Info, nil
 	}
 	return seal.Info, nil
@@ -270,14 +272,14 @@ func (b *Backend) committed(ctx context.Context, p *pending) (bool, error) {
 	if _, ok, err := metaExtent(ctx, b.index, ref, p.piece.BlockNo); err != nil || ok {
 		return ok, err
 	}
-	s, err := b.readSeal(ctx, ref)
+	s, err := b.ReadSeal(ctx, ref)
 	if errors.Is(err, objstore.ErrNotFound) {
 		// No seal yet: the extent would be in etcd; unless the seal and
 		// its deletion of the extents landed between the two reads.
 		if _, ok, err := metaExtent(ctx, b.index, ref, p.piece.BlockNo); err != nil || ok {
 			return ok, err
 		}
-		s, err = b.readSeal(ctx, ref)
+		s, err = b.ReadSeal(ctx, ref)
 		if errors.Is(err, objstore.ErrNotFound) {
 			return false, nil
 		}
@@ -302,7 +304,7 @@ func (b *Backend) LocateBlock(ctx context.Context, ref segment.Ref, blocks, entr
 	if !isShared(ref) {
 		return b.ObjectBackend.LocateBlock(ctx, ref, blocks, entry)
 	}
-	s, err := b.readSeal(ctx, ref)
+	s, err := b.ReadSeal(ctx, ref)
 	if err != nil {
 		return 0, err
 	}

@@ -31,7 +31,7 @@ func (b *Backend) Compact(ctx context.Context, ref segment.Ref, gen, blocks int6
 	fail := func(err error) (segment.CompactResult, error) {
 		return segment.CompactResult{}, errors.Wrapf(err, "compact shared segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
-	seal, err := b.readSeal(ctx, ref)
+	seal, err := b.ReadSeal(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}

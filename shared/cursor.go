@@ -182,7 +182,7 @@ func (c *cursor) loadExtents(ctx context.Context) error {
 			return nil
 		}
 	}
-	s, err := c.b.readSeal(ctx, c.ref)
+	s, err := c.b.ReadSeal(ctx, c.ref)
 	switch {
 	case errors.Is(err, objstore.ErrNotFound) && c.limit < 0:
 		return segment.ErrNoBlockYet

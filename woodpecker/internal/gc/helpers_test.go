@@ -18,6 +18,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 )
@@ -41,6 +42,9 @@ type env struct {
 	store   *s3store.Store
 	meta    *meta.Store
 	backend *segment.ObjectBackend
+	// shared, when set, is the collectors' backend: the per-log layout
+	// with shared objects, as a client with writer.batchWindow > 0 has.
+	shared  *shared.Backend
 	client  *woodpecker.Client
 	clock   clock
 }
@@ -118,7 +122,11 @@ func (e *env) collector(t *testing.T, tweak func(*gc.Config)) *gc.Collector {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	c, err := gc.New(e.meta, e.backend, cfg)
+	var b segment.Backend = e.backend
+	if e.shared != nil {
+		b = e.shared
+	}
+	c, err := gc.New(e.meta, b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +295,23 @@ func (e *env) referenced(t *testing.T) (required, allowed map[string]bool, delet
 				t.Fatalf("log %d segment %d is open; tests close their writers", sm.LogID, sm.ID)
 			}
 			allowed[prefix+segment.BlockName(sm.Blocks)] = true // a fence
+			if string(sm.Placement) == shared.Placement {
+				// Its seal lists the shared objects it reads until it
+				// is compacted and their grace period is over.
+				required[prefix+shared.SealName] = true
+				if sm.Generation == 0 || sm.Retiring {
+					seal, err := e.sharedBackend().ReadSeal(ctx, segment.Ref{LogID: sm.LogID, SegmentID: sm.ID, Placement: shared.Placement})
+					if err != nil {
+						t.Fatalf("log %d segment %d: %v", sm.LogID, sm.ID, err)
+					}
+					for _, x := range seal.Extents {
+						required[x.Object] = true
+					}
+				}
+				if sm.Generation == 0 {
+					continue
+				}
+			}
 			if sm.Generation == 0 {
 				required[prefix+segment.SealName] = true
 				for b := range sm.Blocks {
@@ -314,6 +339,14 @@ func (e *env) referenced(t *testing.T) (required, allowed map[string]bool, delet
 		}
 	}
 	return required, allowed, deleting
+}
+
+// sharedBackend returns the env's shared backend, or one over its store.
+func (e *env) sharedBackend() *shared.Backend {
+	if e.shared != nil {
+		return e.shared
+	}
+	return shared.NewBackend(e.backend, e.meta, shared.StreamConfig{}, nil)
 }
 
 // checkNoDangling checks that no metadata points at a missing object

@@ -20,7 +20,9 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
+	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 	"github.com/woodpecker-wal/woodpecker/woodpecker/internal/gc"
 )
 
@@ -36,6 +38,8 @@ type childSpec struct {
 	KillPoint gc.Point
 	Offset    time.Duration
 	Identity  string
+	// Shared: the backend knows shared objects (issue 14).
+	Shared bool
 }
 
 const childEnv = "WOODPECKER_GC_TEST_CHILD"
@@ -58,6 +62,9 @@ func TestGCChild(t *testing.T) {
 	defer cli.Close()
 	store := openStore(t, spec.S3, spec.Bucket)
 	e := &env{meta: meta.New(cli, spec.Root), backend: segment.NewObjectBackend(store, "", 4)}
+	if spec.Shared {
+		e.shared = e.sharedBackend()
+	}
 	e.clock.Set(spec.Offset)
 	steps := 0
 	col := e.collector(t, func(c *gc.Config) {
@@ -92,15 +99,55 @@ func TestGCKilledAtRandomPoints(t *testing.T) {
 	}
 	e := newEnv(t, nil)
 	w, cut, foreign := killSetup(t, e)
+	killAndConverge(t, e, w, cut, foreign, 12)
+}
+
+// TestSharedGCKilledAtRandomPoints is the same with logs written together
+// into shared objects (issue 14): compaction copies them out, the sweep
+// deletes the shared objects; killed at random steps, it converges with no
+// orphan, no dangling reference and no lost entry.
+func TestSharedGCKilledAtRandomPoints(t *testing.T) {
+	if os.Getenv(childEnv) != "" {
+		t.Skip("child process")
+	}
+	e := newEnv(t, func(c *options.Config) { c.Writer.BatchWindow = 2 * time.Millisecond })
+	e.shared = e.sharedBackend()
+	logs := e.writeTogether(t, []string{"wal", "gone", "kept"}, 60)
+	ctx := context.Background()
+	if err := e.client.DeleteLog(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	w, cut := logs[0], 30
+	if err := w.log.Truncate(ctx, w.ids[cut]); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, shared.ObjectKey("", "0000000000000000-junk-1"), []byte("never committed"))
+	foreign := "elsewhere/notes.txt"
+	e.put(t, foreign, []byte("not ours"))
+	killAndConverge(t, e, w, cut, foreign, 10)
+	readBack(t, logs[2], 0)
+	if keys := e.sharedKeys(t); len(keys) > 0 {
+		t.Fatalf("shared objects left: %v", keys)
+	}
+}
+
+// killAndConverge kills collector processes at random steps (rounds
+// times), then fails in-process passes at every step in turn, then runs
+// passes to the end: no metadata ever points at a missing object, and at
+// the end nothing is left that metadata does not need and w reads back
+// from cut on, every segment compacted.
+func killAndConverge(t *testing.T, e *env, w written, cut int, foreign string, rounds int) {
+	t.Helper()
 	e.clock.Set(3 * time.Hour) // past the TTL and the orphans' grace period
 	spec := childSpec{Etcd: testenv.EtcdEndpoints(t), S3: e.s3, Bucket: e.bucket, Root: e.root,
-		Offset: e.clock.Offset(), Identity: "gc-under-test"}
+		Offset: e.clock.Offset(), Identity: "gc-under-test", Shared: e.shared != nil}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 6))
 	kills := 0
 	points := []gc.Point{gc.PointMark, gc.PointDeleteObject, gc.PointRemoveMeta, gc.PointDeleteOrphan,
 		gc.PointDeleteRetired, gc.PointFinishRetire, gc.PointCompactWrite, gc.PointCompactCommit,
-		gc.PointDeleteLogData, gc.PointCollectedLog, gc.PointUpdateState}
-	for round := 0; round < 12; round++ {
+		gc.PointDeleteLogData, gc.PointCollectedLog, gc.PointUpdateState,
+		gc.PointDeleteShared, gc.PointRemoveSharedRecord}
+	for round := 0; round < rounds; round++ {
 		// Die at a random step within the next 30, or at the first step of
 		// a random kind if it comes first.
 		spec.KillAt, spec.KillPoint = 1+rng.IntN(30), points[rng.IntN(len(points))]
