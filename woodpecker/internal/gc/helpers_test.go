@@ -44,9 +44,9 @@ type env struct {
 	backend *segment.ObjectBackend
 	// shared, when set, is the collectors' backend: the per-log layout
 	// with shared objects, as a client with writer.batchWindow > 0 has.
-	shared  *shared.Backend
-	client  *woodpecker.Client
-	clock   clock
+	shared *shared.Backend
+	client *woodpecker.Client
+	clock  clock
 }
 
 // baseConfig makes small blocks and short segments, so a few hundred
