@@ -81,6 +81,19 @@ type pending struct {
 	owner meta.WriterToken
 	done  chan error // buffered; receives the outcome once
 	ext   meta.Extent
+	// same are later writes of the same block in the same object (the
+	// writer retried after its wait ended): one copy is uploaded and
+	// committed, and they share its outcome.
+	same []*pending
+}
+
+// finish reports the block's outcome to every waiter.
+func (p *pending) finish(err error) {
+	p.done <- err
+	for _, q := range p.same {
+		q.ext = p.ext
+		q.done <- err
+	}
 }
 
 type batch struct {
@@ -128,8 +141,12 @@ func (s *Stream) Write(ctx context.Context, owner meta.WriterToken, p Piece) (me
 			b.due = true
 		}
 	}
-	b.items = append(b.items, pd)
-	b.bytes += int64(len(p.Data))
+	if first := b.find(p); first != nil {
+		first.same = append(first.same, pd) // a retry of a block already in this object
+	} else {
+		b.items = append(b.items, pd)
+		b.bytes += int64(len(p.Data))
+	}
 	if b.bytes >= s.cfg.ObjectSize || len(b.items) >= maxObjectBlocks {
 		s.closeOpenLocked()
 	}
@@ -143,6 +160,16 @@ func (s *Stream) Write(ctx context.Context, owner meta.WriterToken, p Piece) (me
 		// (same bytes) or reports the outcome as unknown.
 		return meta.Extent{}, errors.Wrap(ctx.Err(), "wait for the shared object commit")
 	}
+}
+
+// find returns the pending write of the same block in the batch, if any.
+func (b *batch) find(p Piece) *pending {
+	for _, q := range b.items {
+		if q.piece.LogID == p.LogID && q.piece.SegmentID == p.SegmentID && q.piece.BlockNo == p.BlockNo {
+			return q
+		}
+	}
+	return nil
 }
 
 func (s *Stream) windowPassed(b *batch) {
@@ -213,7 +240,7 @@ func (s *Stream) upload(name string, b *batch) {
 	}
 	if err := s.put(key, data); err != nil {
 		for _, p := range b.items {
-			p.done <- err
+			p.finish(err)
 		}
 		return
 	}
@@ -262,7 +289,7 @@ func (s *Stream) commit(key string, items []*pending) {
 		case err == nil && len(fenced) == 0:
 			s.commits.Add(1)
 			for _, p := range items {
-				p.done <- nil
+				p.finish(nil)
 			}
 			return
 		case err == nil:
@@ -273,7 +300,7 @@ func (s *Stream) commit(key string, items []*pending) {
 			kept := items[:0]
 			for _, p := range items {
 				if out[p.piece.LogID] {
-					p.done <- s.fencedOutcome(ctx, p, uncertain)
+					p.finish(s.fencedOutcome(ctx, p, uncertain))
 				} else {
 					kept = append(kept, p)
 				}
@@ -285,7 +312,7 @@ func (s *Stream) commit(key string, items []*pending) {
 		if ctx.Err() != nil || !sleep(ctx, backoff) {
 			err = errors.Wrapf(err, "commit shared object %s (%d attempts)", key, attempt)
 			for _, p := range items {
-				p.done <- walerr.Mark(err, walerr.ErrUnknownOutcome)
+				p.finish(walerr.Mark(err, walerr.ErrUnknownOutcome))
 			}
 			return
 		}
@@ -340,7 +367,7 @@ func (s *Stream) Close() error {
 	s.mu.Unlock()
 	for _, b := range waiting {
 		for _, p := range b.items {
-			p.done <- errors.Wrap(walerr.ErrClosed, "shared object stream closed before the block was written")
+			p.finish(errors.Wrap(walerr.ErrClosed, "shared object stream closed before the block was written"))
 		}
 	}
 	s.cancel()

@@ -380,3 +380,34 @@ func TestCloseFailsWaitingBlocks(t *testing.T) {
 		t.Fatalf("write after close: %v", err)
 	}
 }
+
+// TestRetriedBlockInOneObject: a writer whose wait ended writes the same
+// block again while the first copy still waits in the open object; the
+// object holds it once (etcd refuses a transaction that puts one key
+// twice, which would fail every log of the object) and both waits get the
+// outcome.
+func TestRetriedBlockInOneObject(t *testing.T) {
+	s, store, idx := newTestStream(t, streamConfig(50*time.Millisecond))
+	tok := idx.own(1, 1)
+	other := idx.own(2, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Write(ctx, tok, piece(t, 1, 0, 0, 0)); err == nil {
+		t.Fatal("a write whose context ended succeeded before its object was written")
+	}
+	errs := writeAll(t, s, map[int64]meta.WriterToken{1: tok, 2: other}, 0)
+	for id, err := range errs {
+		if err != nil {
+			t.Fatalf("log %d: %v", id, err)
+		}
+	}
+	if puts, _ := s.Stats(); puts != 1 {
+		t.Fatalf("%d objects", puts)
+	}
+	for _, key := range store.Keys() {
+		data, _ := store.Peek(key)
+		if exts := decodeObject(t, key, data); len(exts) != 2 {
+			t.Fatalf("object holds %d blocks, want 2 (log 1's once): %+v", len(exts), exts)
+		}
+	}
+}
