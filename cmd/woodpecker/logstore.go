@@ -39,6 +39,7 @@ const (
 
 type logstoreFlags struct {
 	addr, advertise, zone, id, budget string
+	budgetBlocks                      int64
 	leaseTTL                          time.Duration
 	tlsCert, tlsKey, tlsClientCA      string
 }
@@ -72,6 +73,7 @@ stdout. SIGINT or SIGTERM deregisters it and stops it gracefully.`,
 	fl.StringVar(&f.zone, "zone", "", "failure domain: ensembles spread over zones")
 	fl.StringVar(&f.id, "id", "", "node id in the registry, unique in the cluster (default: the advertised address)")
 	fl.StringVar(&f.budget, "budget", "512MiB", "bytes of blocks held in memory at most (e.g. 512MiB, 2GiB)")
+	fl.Int64Var(&f.budgetBlocks, "budget-blocks", 0, "blocks held in memory at most (0: no limit but --budget): bounds the uploads a seal or a recovery makes up when uploads lag")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "TTL of the registration's etcd lease: how soon a dead node is forgotten")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; needs --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
@@ -83,6 +85,9 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 	budget, err := options.ParseSize(f.budget)
 	if err != nil || budget <= 0 {
 		return usagef("--budget %q: want a size such as 512MiB, above 0", f.budget)
+	}
+	if f.budgetBlocks < 0 {
+		return usagef("--budget-blocks %d: want 0 (no limit) or more", f.budgetBlocks)
 	}
 	if f.leaseTTL < time.Second {
 		return usagef("--lease-ttl %s: want at least 1s", f.leaseTTL)
@@ -147,7 +152,7 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 	defer reg.deregister()
 
 	srv, err := logstore.New(logstore.Config{
-		NodeID: node.ID, Addr: node.Addr, Zone: node.Zone, BudgetBytes: budget,
+		NodeID: node.ID, Addr: node.Addr, Zone: node.Zone, BudgetBytes: budget, BudgetBlocks: f.budgetBlocks,
 		Store: e.store, Root: "", // the root of the clients' object backend
 		RegisteredRevision: reg.revision, StopTimeout: logstoreStopGrace, TLS: tc,
 		Logger: lg, Registerer: e.metrics.Registry(),

@@ -34,13 +34,15 @@ const (
 	etcdTimeout     = 3 * time.Second
 	quorumCallLimit = time.Second
 	logstoreLease   = 2 * time.Second
-	// logstoreBudget bounds what the LogStores hold not yet uploaded, and
-	// so the blocks a recovery or a seal must upload: with 256MiB, uploads
-	// to a MinIO slowed by a loaded machine lagged hundreds of blocks
-	// behind the acks, and recovering a log took longer than the runner
-	// waits (quorum long run, seed 1206005). 8MiB is 128 blocks of 64KiB
-	// across the logs; above it the writers wait (budget backpressure).
-	logstoreBudget = "8MiB"
+	// logstoreBudget and logstoreBudgetBlocks bound what the LogStores
+	// hold not yet uploaded, and so the blocks a recovery or a seal must
+	// upload: with 256MiB alone, uploads to a MinIO slowed by a loaded
+	// machine lagged hundreds of (small) blocks behind the acks, and
+	// recovering a log took longer than the runner waits (quorum long
+	// runs, seeds 1206003-1206007). Above the budget the writers wait
+	// (budget backpressure).
+	logstoreBudget       = "8MiB"
+	logstoreBudgetBlocks = 64
 )
 
 // cluster is one mode's servers and processes: etcd and MinIO processes
@@ -508,7 +510,7 @@ func (ls *logstoreProc) startOnce() error {
 	}
 	cmd := exec.Command(ls.bin, "--config", c.configs["logstore"], "logstore",
 		"--addr", addr, "--advertise-addr", ls.proxy.Addr(), "--id", ls.id(), "--zone", "z"+strconv.Itoa(ls.idx),
-		"--budget", logstoreBudget, "--lease-ttl", logstoreLease.String())
+		"--budget", logstoreBudget, "--budget-blocks", strconv.Itoa(logstoreBudgetBlocks), "--lease-ttl", logstoreLease.String())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logf, err := os.OpenFile(filepath.Join(c.dir, ls.id()+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -8,6 +8,18 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 )
 
+// TestBlockBudget: with BudgetBlocks, a replica holding that many blocks
+// refuses more (however small), except the block after the LAC.
+func TestBlockBudget(t *testing.T) {
+	r := startReplica(t, Config{BudgetBytes: 1 << 30, BudgetBlocks: 2, Store: stalledStore{memstore.New()}})
+	mustAdd(t, r, addReq(t, 1))
+	mustAdd(t, r, addReq(t, 2))
+	_, err := r.AddBlock(ctxT(t), addReq(t, 3))
+	wantRefusal(t, err, codes.ResourceExhausted, ReasonBudget)
+	mustAdd(t, r, addReq(t, 0)) // the block after the LAC
+	wantHeld(t, r, 0, 1, 2)
+}
+
 // TestOverTheBudgetTheBlocksThatFreeMemoryStillFit: a full replica
 // refuses blocks, except the block after the LAC (without it no later
 // block can be acknowledged, so nothing held above the LAC could ever be

@@ -76,6 +76,11 @@ type Config struct {
 	// segments; an add beyond it is refused with RESOURCE_EXHAUSTED.
 	// Required (> 0).
 	BudgetBytes int64
+	// BudgetBlocks, when above 0, bounds the blocks held in memory, across
+	// all segments, the same way. Each held block is a PUT that a seal or a
+	// recovery must make when the uploader lags; small blocks fill a byte
+	// budget only after thousands of them.
+	BudgetBlocks int64
 	// Store is the object store blocks are uploaded to, under Root: the
 	// root of the object backend the clients use ("" as
 	// segment.NewObjectBackend(store, "", ...) in the client), so that a
@@ -513,6 +518,11 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 			return nil, s.refuse(codes.ResourceExhausted, ReasonBudget,
 				"logstore %s holds %d bytes of its %d byte budget: block %d (%d bytes) does not fit; retry once uploads free memory",
 				s.cfg.NodeID, s.held, s.cfg.BudgetBytes, n, size)
+		}
+		if b := s.cfg.BudgetBlocks; b > 0 && s.nblocks >= b && !unblocks {
+			return nil, s.refuse(codes.ResourceExhausted, ReasonBudget,
+				"logstore %s holds %d blocks, its budget: block %d does not fit; retry once uploads free memory",
+				s.cfg.NodeID, s.nblocks, n)
 		}
 		st.blocks[n] = data
 		st.bytes += size
