@@ -32,7 +32,8 @@ type StreamConfig struct {
 	// ObjectSize closes an object once its blocks reach this many bytes.
 	ObjectSize int64
 	// MaxInflight bounds the objects being uploaded and committed at once,
-	// for the whole process.
+	// for the whole process. Within it, the stream keeps fewer in flight
+	// while the store's latency shows that it queues (adaptiveLimit).
 	MaxInflight int
 	// RetryTimeout bounds the attempts of one object's PUT, and of its
 	// commit; RetryInitial and RetryMax shape the backoff between them.
@@ -66,6 +67,7 @@ type Stream struct {
 	open     *batch   // the object being filled
 	ready    []*batch // closed objects waiting for an upload slot
 	inflight int
+	limit    *adaptiveLimit
 	seq      uint64
 	closed   bool
 	wg       sync.WaitGroup
@@ -113,6 +115,7 @@ func NewStream(cfg StreamConfig, store objstore.Store, index Index, root string,
 	}
 	s := &Stream{cfg: cfg, store: store, index: index, root: root, proc: hex.EncodeToString(id[:]), logger: logger}
 	s.cfg.MaxInflight = max(s.cfg.MaxInflight, 1)
+	s.limit = newAdaptiveLimit(s.cfg.MaxInflight)
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -196,7 +199,7 @@ func (s *Stream) closeOpenLocked() {
 // startLocked starts uploads while slots are free: ready objects first,
 // then the open one once its window passed.
 func (s *Stream) startLocked() {
-	for !s.closed && s.inflight < s.cfg.MaxInflight {
+	for !s.closed && s.inflight < s.limit.cur {
 		if len(s.ready) == 0 && s.open != nil && s.open.due {
 			s.closeOpenLocked()
 		}
@@ -255,7 +258,13 @@ func (s *Stream) put(key string, data []byte) error {
 	defer cancel()
 	backoff := s.cfg.RetryInitial
 	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		err := s.store.Put(ctx, key, data, objstore.PutOptions{IfNotExists: true})
+		if err == nil {
+			s.mu.Lock()
+			s.limit.observe(time.Since(start), int64(len(data)))
+			s.mu.Unlock()
+		}
 		if err == nil || (attempt > 1 && errors.Is(err, objstore.ErrAlreadyExists)) {
 			return nil
 		}
