@@ -136,6 +136,11 @@ type Config struct {
 	KeepLogs bool
 	// SkipRead skips reading the logs back.
 	SkipRead bool
+	// Readers bounds how many logs the read phase reads at once, one
+	// reader per log (default: every log, at most DefaultReaders): a
+	// thousand readers opened at once measure etcd's queue, not a
+	// catch-up read.
+	Readers int
 
 	// Raw, when set, is measured before the engine, and its throughput
 	// again after the write phase unless RawOnce.
@@ -226,6 +231,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RawGetStreams <= 0 {
 		c.RawGetStreams = 4
 	}
+	if c.Readers <= 0 {
+		c.Readers = min(c.Logs, DefaultReaders)
+	}
 	if c.LogPrefix == "" {
 		c.LogPrefix = "bench-" + randomHex(6)
 	}
@@ -250,6 +258,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// DefaultReaders is the default of Config.Readers.
+const DefaultReaders = 64
 
 // SaturatingDepth returns an AsyncDepth for concurrency goroutines
 // appending entrySize entries that keeps about two rounds of the engine's
@@ -388,7 +399,7 @@ type WriteResult struct {
 }
 
 // ReadResult is the read-back phase: readers from Earliest over everything
-// written, one per log, concurrently.
+// written, one per log, Config.Readers at once.
 type ReadResult struct {
 	Bytes      int64   `json:"bytes"`
 	Entries    int64   `json:"entries"`
@@ -431,6 +442,9 @@ type CostResult struct {
 	GetsPerS float64 `json:"gets_per_s"`
 	// PutsPer1000Appends is PUTs per 1,000 acknowledged appends.
 	PutsPer1000Appends float64 `json:"puts_per_1000_appends"`
+	// PutLatency is the latency of the engine's successful PUTs (blocks,
+	// shared objects, seals), as the client saw them.
+	PutLatency Latency `json:"put_latency"`
 	// USDPerDay is the day's PUTs and GETs at these rates, at S3 list
 	// prices (PricePer1000Puts, PricePer1000Gets).
 	USDPerDay float64 `json:"usd_per_day"`
@@ -664,6 +678,7 @@ func (e *engineRun) run(ctx context.Context) (err error) {
 	var before Counts
 	if e.cfg.Counter != nil {
 		before = e.cfg.Counter.Counts()
+		e.cfg.Counter.TakePutLatency()
 	}
 	if err := e.write(ctx); err != nil {
 		return err
@@ -672,6 +687,7 @@ func (e *engineRun) run(ctx context.Context) (err error) {
 		w := e.cfg.Client.Config().Writer
 		e.res.Cost = newCost(e.cfg.Counter.Counts().Sub(before), e.res.Write.Seconds, e.res.Write.Entries,
 			w.BatchWindow, w.ObjectBytes)
+		e.res.Cost.PutLatency = e.cfg.Counter.TakePutLatency()
 	}
 	if err := e.closeWriters(ctx); err != nil {
 		return err
@@ -976,10 +992,13 @@ func (e *engineRun) read(ctx context.Context) error {
 		time.Time{}, start, func(time.Time) { e.sampleMemory() }))
 	errs := make([]error, len(e.logs))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(e.cfg.Readers, 1))
 	for i, lr := range e.logs {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			errs[i] = e.readLog(ctx, lr, &readBytes)
 		}()
 	}

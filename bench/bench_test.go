@@ -382,6 +382,12 @@ func TestCountingStore(t *testing.T) {
 	if err := c.Put(ctx, "a/1", []byte("again"), objstore.PutOptions{IfNotExists: true}); !errors.Is(err, objstore.ErrAlreadyExists) {
 		t.Fatalf("second create: %v", err)
 	}
+	if l := c.TakePutLatency(); l.Count != 1 {
+		t.Errorf("PUT latency of %d PUTs, want the one that succeeded", l.Count)
+	}
+	if l := c.TakePutLatency(); l.Count != 0 {
+		t.Errorf("PUT latency of %d PUTs after it was taken, want none", l.Count)
+	}
 	before := c.Counts()
 	if _, err := c.Get(ctx, "a/1"); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,11 @@ package bench
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 )
@@ -19,13 +23,26 @@ type CountingStore struct {
 	stats, lists   atomic.Int64
 	deletes        atomic.Int64
 	failures       atomic.Int64
+
+	mu     sync.Mutex
+	putLat *hdrhistogram.Histogram // successful PUTs since the last TakePutLatency
 }
 
 var _ objstore.Store = (*CountingStore)(nil)
 
 // NewCountingStore counts the calls made to next. next stays the caller's.
 func NewCountingStore(next objstore.Store) *CountingStore {
-	return &CountingStore{next: next}
+	return &CountingStore{next: next, putLat: newHist()}
+}
+
+// TakePutLatency returns the latency of the successful PUTs since the
+// last call (or since the store was made), and starts over.
+func (s *CountingStore) TakePutLatency() Latency {
+	s.mu.Lock()
+	h := s.putLat
+	s.putLat = newHist()
+	s.mu.Unlock()
+	return summarize(h)
 }
 
 // Counts is a snapshot of a CountingStore's counters. Calls are counted as
@@ -72,9 +89,14 @@ func (s *CountingStore) done(calls *atomic.Int64, err error) {
 
 // Put implements objstore.Store.
 func (s *CountingStore) Put(ctx context.Context, key string, data []byte, opts objstore.PutOptions) error {
+	t0 := time.Now()
 	err := s.next.Put(ctx, key, data, opts)
 	if err == nil {
+		d := time.Since(t0)
 		s.putBytes.Add(int64(len(data)))
+		s.mu.Lock()
+		recordHist(s.putLat, d)
+		s.mu.Unlock()
 	}
 	s.done(&s.puts, err)
 	return err

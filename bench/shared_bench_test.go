@@ -80,7 +80,8 @@ func runSharedBench(b *testing.B, logs int, rate float64, window time.Duration) 
 		b.ReportMetric(res.Ratios.P50VsWindowBound, "p50/bound")
 		b.ReportMetric(res.Ratios.ReadVsRawGet, "read/raw-get")
 		b.ReportMetric(float64(res.Memory.PeakRSS)/mib, "peak-RSS-MiB")
-		b.Logf("%d logs at %g/s, window %s: %s (load %v)", logs, rate, window, res.Summary(), res.Setup.LoadAvgEnd)
+		b.Logf("%d logs at %g/s, window %s: %s; write phase calls %+v, with closing %+v (load %v)",
+			logs, rate, window, res.Summary(), cost, *res.Storage.WriteCalls, res.Setup.LoadAvgEnd)
 	}
 }
 

@@ -480,6 +480,10 @@ func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
 			fmt.Fprintf(w, "; PUT bound 1.2 x (1/%s + %s/s / %s)", time.Duration(r.Setup.BatchWindowMs*float64(time.Millisecond)),
 				human(int64(float64(c.PutBytes)/max(c.Seconds, 1e-9))), human(r.Setup.ObjectBytes))
 		}
+		if c.Puts > 0 {
+			fmt.Fprintf(w, "\n  the engine's PUTs: avg %s, p50 %s, p99 %s, max %s", human(c.PutBytes/c.Puts),
+				ms(c.PutLatency.P50Ms), ms(c.PutLatency.P99Ms), ms(c.PutLatency.MaxMs))
+		}
 	}
 	fmt.Fprintf(w, "\nmemory: peak heap %s (%s before writing), peak from the OS %s",
 		bytesOf(float64(r.Memory.PeakHeapInuse)), bytesOf(float64(r.Memory.BaselineHeapInuse)), bytesOf(float64(r.Memory.PeakSys)))
