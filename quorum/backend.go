@@ -414,19 +414,65 @@ func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int6
 	if err != nil {
 		return -1, err
 	}
-	for blk := scan.Blocks; blk < blocks; blk++ {
+	return copyBlocks(ctx, scan.Blocks, blocks, func(ctx context.Context, blk int64) error {
 		data, err := b.readFromAny(ctx, ref, epoch, cs, blk)
 		if err != nil {
 			if b.uploaded(ctx, ref, blk) {
-				continue // the uploader got there first, and dropped its copy
+				return nil // the uploader got there first, and dropped its copy
 			}
-			return blk, errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+			return errors.Wrapf(err, "upload block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
 		}
-		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
-			return blk, err
+		return segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data)
+	})
+}
+
+// copyParallel is how many blocks a seal or a recovery copies to object
+// storage at once. The copies are create-only with deterministic bytes, so
+// their order does not matter (blocks that land above one that failed are
+// never read: a recovery fences the first gap); one at a time, a recovery
+// behind an uploader that lags dozens of blocks cost dozens of PUT
+// latencies, longer than a writer waits on a loaded machine (the chaos
+// suite's quorum long runs).
+const copyParallel = 8
+
+// copyBlocks runs do for blocks from..to-1, copyParallel at a time, and
+// returns the lowest block that failed, with its error, or to and nil.
+func copyBlocks(ctx context.Context, from, to int64, do func(ctx context.Context, blk int64) error) (int64, error) {
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		first    = to
+		firstErr error
+	)
+	fail := func(blk int64, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if blk < first {
+			first, firstErr = blk, err
 		}
 	}
-	return blocks, nil
+	sem := make(chan struct{}, copyParallel)
+	for blk := from; blk < to; blk++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			fail(blk, ctx.Err())
+		}
+		if ctx.Err() != nil {
+			fail(blk, ctx.Err())
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := do(ctx, blk); err != nil {
+				fail(blk, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return first, firstErr
 }
 
 // uploaded reports whether block blk of the segment is in object storage.
@@ -532,18 +578,21 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 		return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d (replica errors: %v)",
 			ref.SegmentID, ref.LogID, errors.Join(errs...))
 	}
-	for blk := stored.Blocks; blk < d.End; blk++ {
+	if _, err := copyBlocks(ctx, stored.Blocks, d.End, func(ctx context.Context, blk int64) error {
 		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk, grpc.WaitForReady(true))
 		if err != nil && b.uploaded(ctx, ref, blk) {
-			continue // uploaded and dropped between the fence and the read
+			return nil // uploaded and dropped between the fence and the read
 		}
 		if err != nil {
-			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: read block %d from %s",
+			return errors.Wrapf(err, "recover segment %d of log %d: read block %d from %s",
 				ref.SegmentID, ref.LogID, blk, p.Nodes[d.Sources[blk]].ID)
 		}
 		if err := segment.UploadBlock(ctx, b.ObjectBackend.Store(), b.ObjectBackend.Root(), ref, blk, data); err != nil {
-			return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d: upload block %d", ref.SegmentID, ref.LogID, blk)
+			return errors.Wrapf(err, "recover segment %d of log %d: upload block %d", ref.SegmentID, ref.LogID, blk)
 		}
+		return nil
+	}); err != nil {
+		return segment.SealInfo{}, err
 	}
 	info, err := b.ObjectBackend.Recover(ctx, ref, epoch)
 	if err != nil {
