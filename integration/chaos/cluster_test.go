@@ -449,15 +449,28 @@ func (p *proc) kill() {
 }
 
 // finish closes the child's stdin, which tells it to stop (writer) or to
-// finish reading (reader), and waits up to limit for it to exit; then it
-// is killed. It reports whether the child exited by itself with status 0.
+// finish reading (reader), and waits for it to exit as long as its history
+// file grew within the last limit (a reader from Earliest catches up on
+// the whole log first: minutes after a long run); then it is killed. It
+// reports whether the child exited by itself with status 0.
 func (p *proc) finish(limit time.Duration) bool {
 	_ = p.stdin.Close()
-	select {
-	case <-p.done:
-		return p.err == nil
-	case <-time.After(limit):
-		p.c.problem("child %d (%s) did not finish within %s: killed", p.id, p.role, limit)
+	size := int64(-1)
+	if fi, err := os.Stat(p.spec.History); err == nil {
+		size = fi.Size()
+	}
+	for {
+		select {
+		case <-p.done:
+			return p.err == nil
+		case <-time.After(limit):
+		}
+		fi, err := os.Stat(p.spec.History)
+		if err == nil && fi.Size() > size {
+			size = fi.Size()
+			continue
+		}
+		p.c.problem("child %d (%s) did not finish, and recorded nothing, within %s: killed", p.id, p.role, limit)
 		p.kill()
 		return false
 	}
