@@ -284,3 +284,6 @@ func DecodeSeal(data []byte) (Seal, error) {
 	}
 	return s, nil
 }
+
+// Checksum is the CRC32C an extent records for a block's bytes.
+func Checksum(b []byte) uint32 { return crc32c(b) }
