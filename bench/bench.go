@@ -396,6 +396,13 @@ type WriteResult struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// CloseSeconds is how long closing the writers (sealing) took.
 	CloseSeconds float64 `json:"close_seconds"`
+	// MaxBehindMs (paced runs) is how late the latest submission was
+	// against its schedule, and LateAppends how many were submitted more
+	// than one period (1/Rate) late: waiting for the AsyncDepth appends in
+	// flight, or for the CPU. Latency counts from the submission, so a
+	// run that fell behind understates it.
+	MaxBehindMs float64 `json:"max_behind_ms,omitempty"`
+	LateAppends int64   `json:"late_appends,omitempty"`
 }
 
 // ReadResult is the read-back phase: readers from Earliest over everything
@@ -805,6 +812,22 @@ func (e *engineRun) write(ctx context.Context) error {
 		cfg.Timer.StartTimer()
 	}
 	cpu0 := processCPU()
+	var maxBehind, late atomic.Int64
+	period := time.Duration(0)
+	if cfg.Rate > 0 {
+		period = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	noteBehind := func(d time.Duration) {
+		if d > period {
+			late.Add(1)
+		}
+		for {
+			m := maxBehind.Load()
+			if int64(d) <= m || maxBehind.CompareAndSwap(m, int64(d)) {
+				return
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for g := range cfg.Concurrency {
 		lr := e.logs[g%len(e.logs)]
@@ -814,12 +837,11 @@ func (e *engineRun) write(ctx context.Context) error {
 			// Paced: one appender per log (Concurrency is Logs), the
 			// logs' schedules staggered over one period so that they do
 			// not all append at once.
-			period := float64(time.Second) / cfg.Rate
-			first := start.Add(time.Duration(period * float64(g) / float64(len(e.logs))))
+			first := start.Add(time.Duration(float64(period) * float64(g) / float64(len(e.logs))))
 			go func() {
 				defer wg.Done()
 				appendAsync(wctx, lr, max(cfg.AsyncDepth, 1), payload,
-					paced(wctx, first, cfg.Rate, deadline, claim), ack, fail)
+					paced(wctx, first, cfg.Rate, deadline, claim, noteBehind), ack, fail)
 			}()
 		case cfg.AsyncDepth <= 1:
 			go func() {
@@ -857,6 +879,7 @@ func (e *engineRun) write(ctx context.Context) error {
 	wr.Bytes = wr.Entries * int64(cfg.EntrySize)
 	wr.Seconds = end.Sub(start).Seconds()
 	wr.CPUSeconds = cpu.Seconds()
+	wr.MaxBehindMs, wr.LateAppends = float64(time.Duration(maxBehind.Load()).Microseconds())/1000, late.Load()
 	if wr.Seconds > 0 {
 		wr.MiBps = float64(wr.Bytes) / mib / wr.Seconds
 		wr.EntriesPS = float64(wr.Entries) / wr.Seconds
@@ -873,11 +896,20 @@ func (e *engineRun) write(ctx context.Context) error {
 // k/rate, or at once when that time has passed, then asks next. It returns
 // false, without waiting, when that time is at or past the deadline (if
 // set) or ctx ends. One goroutine calls it.
-func paced(ctx context.Context, first time.Time, rate float64, deadline time.Time, next func() bool) func() bool {
+//
+// behind, when set, receives for each submission but the last how late it
+// was: the time from its due time to the next call (the caller submits,
+// then calls again).
+func paced(ctx context.Context, first time.Time, rate float64, deadline time.Time, next func() bool,
+	behind func(time.Duration)) func() bool {
 	var k int64
 	var timer *time.Timer
+	at := func(k int64) time.Time { return first.Add(time.Duration(float64(k) * float64(time.Second) / rate)) }
 	return func() bool {
-		due := first.Add(time.Duration(float64(k) * float64(time.Second) / rate))
+		if k > 0 && behind != nil {
+			behind(time.Since(at(k - 1)))
+		}
+		due := at(k)
 		if !deadline.IsZero() && !due.Before(deadline) {
 			return false
 		}

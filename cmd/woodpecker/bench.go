@@ -474,7 +474,8 @@ func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
 		fmt.Fprintf(w, "\nwrite phase (%.1f s, closing excluded): %d PUTs (%s), %d GETs; %.1f appends/s",
 			c.Seconds, c.Puts, human(c.PutBytes), c.Gets, wr.EntriesPS)
 		if cfg.Rate > 0 {
-			fmt.Fprintf(w, " of %.0f scheduled", cfg.Rate*float64(cfg.Logs))
+			fmt.Fprintf(w, " of %.0f scheduled (%d submitted over a period late, the latest %s behind)",
+				cfg.Rate*float64(cfg.Logs), wr.LateAppends, ms(wr.MaxBehindMs))
 		}
 		if c.BoundPutsPerS > 0 {
 			fmt.Fprintf(w, "; PUT bound 1.2 x (1/%s + %s/s / %s)", time.Duration(r.Setup.BatchWindowMs*float64(time.Millisecond)),
