@@ -25,11 +25,11 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
-	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/storage"
 )
 
 // Option adjusts how New builds a client.

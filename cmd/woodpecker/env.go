@@ -16,10 +16,10 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/metrics"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
-	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/storage"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 

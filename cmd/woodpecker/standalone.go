@@ -23,10 +23,10 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/embedetcd"
 	"github.com/woodpecker-wal/woodpecker/internal/logging"
-	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
+	"github.com/woodpecker-wal/woodpecker/storage"
 )
 
 // What `woodpecker standalone` runs with.

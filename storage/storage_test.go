@@ -10,10 +10,10 @@ import (
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
-	"github.com/woodpecker-wal/woodpecker/internal/storage"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/storage"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
