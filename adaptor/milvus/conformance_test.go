@@ -11,7 +11,6 @@ import (
 	"github.com/milvus-io/milvus/pkg/v2/streaming/util/options"
 	"github.com/milvus-io/milvus/pkg/v2/streaming/util/types"
 	mwal "github.com/milvus-io/milvus/pkg/v2/streaming/walimpls"
-	"github.com/milvus-io/milvus/pkg/v2/streaming/walimpls/registry"
 
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/walimpls"
@@ -19,7 +18,7 @@ import (
 )
 
 // TestConformanceThroughMilvus runs this project's conformance suite, 1000
-// messages per term, against the builder registered in Milvus's registry
+// messages per term (100 with shared objects), against the builder registered in Milvus's registry
 // (configured from Milvus's parameters), seen through Milvus's interfaces:
 // every message, id, deliver policy and error crosses the Milvus-facing
 // layer twice.
@@ -27,8 +26,8 @@ func TestConformanceThroughMilvus(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			setParams(t, b.params(t))
-			conformance.Run(t, coreBuilder{registry.MustGetBuilder(message.WALNameWoodpecker)},
-				conformance.WithStrictTruncate())
+			conformance.Run(t, coreBuilder{b.builder(t)},
+				conformance.WithStrictTruncate(), conformance.WithMessagesPerTerm(b.perTerm()))
 		})
 	}
 }

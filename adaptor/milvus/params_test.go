@@ -5,14 +5,20 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/errors"
+	"github.com/milvus-io/milvus/pkg/v2/streaming/util/message"
+	mwal "github.com/milvus-io/milvus/pkg/v2/streaming/walimpls"
+	"github.com/milvus-io/milvus/pkg/v2/streaming/walimpls/registry"
 	"github.com/milvus-io/milvus/pkg/v2/util/paramtable"
 
+	"github.com/woodpecker-wal/woodpecker/adaptor"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
+	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
 // setParams saves Milvus parameters for the test and resets them at
@@ -34,6 +40,37 @@ func setParams(t *testing.T, kv map[string]string) {
 type backend struct {
 	name   string
 	params func(t *testing.T) map[string]string
+	// tweak, when set, adjusts the configuration ConfigFromParams derives
+	// for what Milvus's parameters cannot say (see builder).
+	tweak func(cfg *options.Config)
+	// messages is how many messages per term the suites append to each
+	// channel; 0 means 1000.
+	messages int
+}
+
+// perTerm returns b.messages, or 1000.
+func (b backend) perTerm() int {
+	if b.messages > 0 {
+		return b.messages
+	}
+	return 1000
+}
+
+// builder returns the builder the tests use once b's parameters are set:
+// the one registered in Milvus's registry, or, when b has a tweak, a
+// Builder on the configuration ConfigFromParams derives from the same
+// parameters, tweaked, on the test's etcd client.
+func (b backend) builder(t *testing.T) mwal.OpenerBuilderImpls {
+	t.Helper()
+	if b.tweak == nil {
+		return registry.MustGetBuilder(message.WALNameWoodpecker)
+	}
+	cfg, err := ConfigFromParams(paramtable.Get())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.tweak(&cfg)
+	return NewBuilder(adaptor.NewBuilder(cfg, woodpecker.WithEtcdClient(testenv.Etcd(t))))
 }
 
 func etcdParams(t *testing.T) map[string]string {
@@ -68,12 +105,14 @@ func minioParams(t *testing.T, s3 testenv.S3, storageType, bucket, root string) 
 	return kv
 }
 
+func minioBackendParams(t *testing.T) map[string]string {
+	s3 := testenv.MinIO(t)
+	return minioParams(t, s3, "minio", testenv.NewBucket(t, s3), testenv.UniquePrefix(t))
+}
+
 var backends = []backend{
-	{"minio", func(t *testing.T) map[string]string {
-		s3 := testenv.MinIO(t)
-		return minioParams(t, s3, "minio", testenv.NewBucket(t, s3), testenv.UniquePrefix(t))
-	}},
-	{"localfs", func(t *testing.T) map[string]string {
+	{name: "minio", params: minioBackendParams},
+	{name: "localfs", params: func(t *testing.T) map[string]string {
 		kv := etcdParams(t)
 		kv["woodpecker.storage.type"] = "local"
 		kv["woodpecker.storage.rootPath"] = t.TempDir()
@@ -81,7 +120,7 @@ var backends = []backend{
 	}},
 	// QuorumBuffer ("service"): 3 in-process LogStores registered in etcd
 	// under the root the client derives, uploading to MinIO.
-	{"service", func(t *testing.T) map[string]string {
+	{name: "service", params: func(t *testing.T) map[string]string {
 		s3 := testenv.MinIO(t)
 		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
 		kv := minioParams(t, s3, "service", bucket, root)
@@ -95,6 +134,13 @@ var backends = []backend{
 		cluster.Register(t, testenv.Etcd(t), joinPrefix(kv["etcd.rootPath"], KeySuffix))
 		return kv
 	}},
+	// MinIO with shared objects (docs/shared-objects.md): Milvus has no
+	// parameter for writer.batchWindow, so the builder is made from the
+	// configuration of the minio parameters with the window set. Each
+	// synchronous append waits for the window, a PUT and an etcd
+	// transaction, so the terms are shorter.
+	{name: "shared", params: minioBackendParams,
+		tweak: func(cfg *options.Config) { cfg.Writer.BatchWindow = 5 * time.Millisecond }, messages: 100},
 }
 
 func TestConfigFromParams(t *testing.T) {
