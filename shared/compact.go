@@ -97,7 +97,7 @@ func groupBlocks(exts []meta.Extent, target int64) [][]meta.Extent {
 // concatenation is a valid compacted object.
 func (b *Backend) copyBlocks(ctx context.Context, ref segment.Ref, group []meta.Extent) ([]byte, error) {
 	c := &cursor{b: b, ref: ref, next: group[0].BlockNo, limit: group[len(group)-1].BlockNo + 1,
-		prefetch: b.Parallel(), sealed: true, exts: append([]meta.Extent(nil), group...)}
+		prefetch: b.ObjectBackend.Parallel(), sealed: true, exts: append([]meta.Extent(nil), group...)}
 	defer c.Close()
 	var out []byte
 	for range group {

@@ -1,55 +1,63 @@
 package shared
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
-// adaptiveLimit is how many objects a stream keeps in flight, between 1
+// adaptiveLimit is how many objects a stream uploads at once, between 1
 // and max, adapted to the store's latency in the manner of TCP Vegas: the
-// fastest recent upload is the store's unloaded latency (base); when the
-// smoothed latency of uploads rises well above it, requests are queueing
-// in the store and one more in flight only adds delay, so the limit goes
-// down by one; when it is close to base, there is room, and it goes up by
-// one. Latency is per byte of the object, so that a batch of many logs is
-// not mistaken for a slow store. Pure: the stream feeds it.
+// fastest recent upload of objects of about the same size is the store's
+// unloaded latency for them (base); when uploads take well above it,
+// requests queue in the store and one more in flight only adds delay, so
+// the limit goes down by one; close to it, there is room, and it goes up
+// by one. Sizes are compared within classes (powers of two, everything up
+// to 64 KiB one class), because a PUT's time is mostly a fixed cost: per
+// byte, small objects would look slow. Pure: the stream feeds it.
 type adaptiveLimit struct {
 	max, cur int
-	base     float64 // fastest recent seconds per byte, drifting up slowly
-	smooth   float64 // smoothed seconds per byte
+	base     map[int]float64 // by size class: fastest recent seconds, drifting up slowly
+	smooth   float64         // smoothed ratio of latency to its class's base
 }
 
 func newAdaptiveLimit(max int) *adaptiveLimit {
-	return &adaptiveLimit{max: max, cur: max}
+	return &adaptiveLimit{max: max, cur: max, base: map[int]float64{}, smooth: 1}
 }
 
-// Thresholds of the ratio of smoothed to base latency.
+// Thresholds of the smoothed ratio of latency to base.
 const (
 	limitDownAbove = 2.0
 	limitUpBelow   = 1.3
-	// Each sample lets base rise by 1/64, so that it follows a store that
-	// became slower for good instead of throttling for ever.
+	// Each sample lets its class's base rise by 1/64, so that it follows a
+	// store that became slower for good instead of throttling for ever.
 	baseDrift = 1.0 / 64
-	// Weight of a new sample in the smoothed latency.
+	// Weight of a new sample in the smoothed ratio.
 	smoothWeight = 0.25
 )
+
+// sizeClass groups object sizes whose PUTs cost about the same.
+func sizeClass(size int64) int { return bits.Len64(uint64(max(size, 64<<10) - 1)) }
 
 // observe records one upload of size bytes that took d, and returns the
 // new limit.
 func (l *adaptiveLimit) observe(d time.Duration, size int64) int {
-	// Objects below 64 KiB cost about one request whatever their size.
-	per := d.Seconds() / float64(max(size, 64<<10))
-	if l.base == 0 || per < l.base {
-		l.base = per
+	c, s := sizeClass(size), d.Seconds()
+	b := l.base[c]
+	if b == 0 || s < b {
+		b = s
 	} else {
-		l.base += l.base * baseDrift
+		b += b * baseDrift
 	}
-	if l.smooth == 0 {
-		l.smooth = per
-	} else {
-		l.smooth += smoothWeight * (per - l.smooth)
+	l.base[c] = b
+	ratio := 1.0
+	if b > 0 {
+		ratio = s / b
 	}
-	switch ratio := l.smooth / l.base; {
-	case ratio > limitDownAbove && l.cur > 1:
+	l.smooth += smoothWeight * (ratio - l.smooth)
+	switch {
+	case l.smooth > limitDownAbove && l.cur > 1:
 		l.cur--
-	case ratio < limitUpBelow && l.cur < l.max:
+	case l.smooth < limitUpBelow && l.cur < l.max:
 		l.cur++
 	}
 	return l.cur

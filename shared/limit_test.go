@@ -42,9 +42,10 @@ func TestAdaptiveLimitFollowsAStoreThatStaysSlow(t *testing.T) {
 	}
 }
 
-// TestAdaptiveLimitCountsPerByte: a large object that takes longer than a
-// small one is not a sign of queueing.
-func TestAdaptiveLimitCountsPerByte(t *testing.T) {
+// TestAdaptiveLimitComparesLikeSizes: a large object that takes longer
+// than a small one is not a sign of queueing, nor is a small one after a
+// run of large ones (a PUT's time is mostly a fixed cost).
+func TestAdaptiveLimitComparesLikeSizes(t *testing.T) {
 	l := newAdaptiveLimit(4)
 	for i := range 40 {
 		size, d := int64(64<<10), 2*time.Millisecond
@@ -53,6 +54,15 @@ func TestAdaptiveLimitCountsPerByte(t *testing.T) {
 		}
 		if n := l.observe(d, size); n != 4 {
 			t.Fatalf("sample %d: limit %d, want 4", i, n)
+		}
+	}
+	l = newAdaptiveLimit(4)
+	for range 10 {
+		l.observe(30*time.Millisecond, 2<<20)
+	}
+	for i := range 40 {
+		if n := l.observe(5*time.Millisecond, 128<<10); n != 4 {
+			t.Fatalf("small object %d after large ones: limit %d, want 4", i, n)
 		}
 	}
 }

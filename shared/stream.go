@@ -214,11 +214,12 @@ func (s *Stream) startLocked() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.upload(name, b)
-			s.mu.Lock()
-			s.inflight--
-			s.startLocked()
-			s.mu.Unlock()
+			s.upload(name, b, func() {
+				s.mu.Lock()
+				s.inflight--
+				s.startLocked()
+				s.mu.Unlock()
+			})
 		}()
 	}
 }
@@ -226,8 +227,11 @@ func (s *Stream) startLocked() {
 // ObjectKey returns the key of the shared object name under root.
 func ObjectKey(root, name string) string { return root + objectPrefix + name }
 
-// upload writes one object and commits it, then tells every block.
-func (s *Stream) upload(name string, b *batch) {
+// upload writes one object, frees its upload slot (release), commits it,
+// and tells every block. The slot bounds requests to the store; commits to
+// etcd proceed on their own, each object's waiting blocks bounded by their
+// writers' memory budgets.
+func (s *Stream) upload(name string, b *batch, release func()) {
 	key := ObjectKey(s.root, name)
 	pieces := make([]Piece, len(b.items))
 	for i, p := range b.items {
@@ -241,7 +245,9 @@ func (s *Stream) upload(name string, b *batch) {
 	for _, p := range b.items {
 		p.ext = byBlock[[3]int64{p.piece.LogID, p.piece.SegmentID, p.piece.BlockNo}]
 	}
-	if err := s.put(key, data); err != nil {
+	err := s.put(key, data)
+	release()
+	if err != nil {
 		for _, p := range b.items {
 			p.finish(err)
 		}
