@@ -33,7 +33,14 @@ const (
 	kindMinIO = "minio"
 	kindLocal = "localfs"
 	kindMem   = "memstore"
+	// kindShared is MinIO with shared objects (docs/shared-objects.md):
+	// writer.batchWindow > 0, so a client packs the blocks of all its logs
+	// into shared objects committed by etcd transactions.
+	kindShared = "shared"
 )
+
+// sharedWindow is writer.batchWindow on kindShared sites.
+const sharedWindow = 5 * time.Millisecond
 
 // site is where one test keeps its logs: an etcd prefix and a storage. It
 // is plain data (except mem) so a child process can be told about it.
@@ -42,8 +49,8 @@ type site struct {
 	EtcdEndpoints []string   `json:"etcdEndpoints"`
 	EtcdRoot      string     `json:"etcdRoot"`
 	Dir           string     `json:"dir,omitempty"`    // kindLocal
-	S3            testenv.S3 `json:"s3"`               // kindMinIO
-	Bucket        string     `json:"bucket,omitempty"` // kindMinIO
+	S3            testenv.S3 `json:"s3"`               // kindMinIO, kindShared, kindQuorum
+	Bucket        string     `json:"bucket,omitempty"` // kindMinIO, kindShared, kindQuorum
 
 	mem    *memstore.Store // kindMem; not visible to children
 	stores *logStores      // kindQuorum: the LogStore processes
@@ -55,7 +62,7 @@ func newSite(t *testing.T, kind string) *site {
 	t.Helper()
 	s := &site{Kind: kind, EtcdEndpoints: testenv.EtcdEndpoints(t), EtcdRoot: testenv.UniquePrefix(t)}
 	switch kind {
-	case kindMinIO:
+	case kindMinIO, kindShared:
 		s.S3 = testenv.MinIO(t)
 		s.Bucket = testenv.NewBucket(t, s.S3)
 	case kindLocal:
@@ -89,9 +96,12 @@ func (s *site) config(tweak func(*options.Config)) options.Config {
 	case kindLocal:
 		cfg.Storage.Type = options.StorageLocal
 		cfg.Storage.RootPath = s.Dir
-	case kindMinIO, kindQuorum:
-		if s.Kind == kindQuorum {
+	case kindMinIO, kindShared, kindQuorum:
+		switch s.Kind {
+		case kindQuorum:
 			cfg.Mode = options.ModeQuorumBuffer
+		case kindShared:
+			cfg.Writer.BatchWindow = sharedWindow
 		}
 		cfg.Storage.Type = options.StorageMinIO
 		cfg.Storage.Endpoint = s.S3.Endpoint
@@ -127,7 +137,7 @@ func (s *site) openS3(t testing.TB) *s3store.Store {
 func (s *site) store(t testing.TB) objstore.Store {
 	t.Helper()
 	switch s.Kind {
-	case kindMinIO, kindQuorum:
+	case kindMinIO, kindShared, kindQuorum:
 		return s.openS3(t)
 	case kindMem:
 		return s.mem
@@ -144,7 +154,7 @@ func (s *site) client(t testing.TB, tweak func(*options.Config)) *woodpecker.Cli
 	cfg := s.config(tweak)
 	opts := []woodpecker.Option{woodpecker.WithEtcdClient(testenv.Etcd(t))}
 	switch s.Kind {
-	case kindMinIO, kindQuorum:
+	case kindMinIO, kindShared, kindQuorum:
 		// The client does not close a store it opened itself; give it
 		// one this test closes.
 		opts = append(opts, woodpecker.WithObjectStore(s.openS3(t)))
