@@ -621,16 +621,18 @@ func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.
 		return c.Status(ctx, &quorumpb.StatusRequest{Segment: pbSegment(ref, 0)})
 	})
 	var held [][]int64
+	lac := int64(-1)
 	for i, st := range sts {
 		if errs[i] == nil {
 			held = append(held, st.GetBlocks())
+			lac = max(lac, st.GetLac())
 		}
 	}
 	stored, err := b.ObjectBackend.Scan(ctx, ref)
 	if err != nil {
 		return 0, segment.SealInfo{}, nil, err
 	}
-	return Visible(stored.Blocks, held), stored, cs, nil
+	return VisibleWithLAC(stored.Blocks, held, lac), stored, cs, nil
 }
 
 // Scan implements segment.Backend: what object storage holds, extended by

@@ -128,3 +128,14 @@ func Visible(stored int64, held [][]int64) int64 {
 	}
 	return n
 }
+
+// VisibleWithLAC is Visible, at least through lac, the highest
+// last-add-confirmed a replica reported: the writer acknowledged blocks
+// 0..lac, so a quorum holds each (or object storage does), whichever
+// replica is silent. Without it, a silent replica that holds a block with
+// one answering replica made the block look unacknowledged, and a reader
+// opened at Latest started before entries acknowledged before it opened
+// (the chaos suite, seed 1206011).
+func VisibleWithLAC(stored int64, held [][]int64, lac int64) int64 {
+	return max(Visible(stored, held), lac+1)
+}

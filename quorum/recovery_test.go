@@ -206,3 +206,19 @@ func TestLACIsTheAcknowledgedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestVisibleCountsAcknowledgedBlocksWhenAReplicaIsSilent: blocks 0..4 were
+// acknowledged (a replica heard LAC 4) on the silent replica and one that
+// answers; counting holders alone sees only block 0 on a quorum.
+func TestVisibleCountsAcknowledgedBlocksWhenAReplicaIsSilent(t *testing.T) {
+	held := [][]int64{{0, 1, 2, 3, 4, 5}, {0}}
+	if n := Visible(0, held); n != 1 {
+		t.Fatalf("Visible: %d, want 1 (only block 0 has two answering holders)", n)
+	}
+	if n := VisibleWithLAC(0, held, 4); n != 5 {
+		t.Fatalf("VisibleWithLAC: %d, want 5", n)
+	}
+	if n := VisibleWithLAC(3, [][]int64{{3, 4}, {3, 4}}, -1); n != 5 {
+		t.Fatalf("without a LAC: %d, want Visible's 5", n)
+	}
+}
