@@ -195,15 +195,6 @@ func (s *Store) Extents(ctx context.Context, logID, segID, from int64, limit int
 	return out, nil
 }
 
-// Extent returns the extent of one block, ok false when it has none.
-func (s *Store) Extent(ctx context.Context, logID, segID, block int64) (_ Extent, ok bool, err error) {
-	ext, err := s.Extents(ctx, logID, segID, block, 1)
-	if err != nil || len(ext) == 0 || ext[0].BlockNo != block {
-		return Extent{}, false, err
-	}
-	return ext[0], true, nil
-}
-
 func decodeExtent(prefix string, key, val []byte) (Extent, error) {
 	var e Extent
 	name, ok := strings.CutPrefix(string(key), prefix)

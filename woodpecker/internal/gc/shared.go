@@ -2,7 +2,6 @@ package gc
 
 import (
 	"context"
-	"strings"
 
 	"github.com/cockroachdb/errors"
 
@@ -102,9 +101,6 @@ func (p *pass) sweepShared(ctx context.Context, _ meta.GCLock) error {
 		}
 		for _, o := range page.Objects {
 			if recorded[o.Key] || !due(orphan, meta.SegmentMeta{}, o.LastModified, p.now, p.c.cfg) {
-				continue
-			}
-			if !strings.HasPrefix(o.Key, prefix) {
 				continue
 			}
 			if err := p.deleteObject(ctx, PointDeleteOrphan, o); err != nil {
