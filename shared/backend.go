@@ -66,19 +66,6 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// Parallel implements segment.Backend. With shared objects a writer keeps
-// one block in flight: the entries appended while it waits for its object
-// form the log's next block, so an object holds at most one block of each
-// log, and an append costs no extent of its own in etcd (the commit's
-// work grows with blocks, not bytes). A block holds up to
-// writer.maxBlockBytes, so one log still moves that much per object.
-func (b *Backend) Parallel() int {
-	if b.stream != nil {
-		return 1
-	}
-	return b.ObjectBackend.Parallel()
-}
-
 // Describe implements segment.Backend.
 func (b *Backend) Describe() string {
 	if b.stream == nil {

@@ -26,8 +26,11 @@ type Index interface {
 
 // StreamConfig sets how a stream packs and uploads.
 type StreamConfig struct {
-	// Window is how long the first block of an object waits for others
-	// to join it; 0 uploads as soon as an upload slot is free.
+	// Window paces the objects: one is closed for upload at most once per
+	// Window (besides those that fill up), so a block waits at most Window
+	// for others to join it, and not at all when the previous object was
+	// closed longer than Window ago. 0 uploads as soon as an upload slot is
+	// free.
 	Window time.Duration
 	// ObjectSize closes an object once its blocks reach this many bytes.
 	ObjectSize int64
@@ -69,10 +72,13 @@ type Stream struct {
 	inflight int
 	limit    *adaptiveLimit
 	seq      uint64
-	closed   bool
-	wg       sync.WaitGroup
-	stop     context.Context
-	cancel   context.CancelFunc
+	// lastClose is when the latest object was closed: the next one is due
+	// Window after it.
+	lastClose time.Time
+	closed    bool
+	wg        sync.WaitGroup
+	stop      context.Context
+	cancel    context.CancelFunc
 
 	puts, commits atomic.Int64
 }
@@ -138,8 +144,8 @@ func (s *Stream) Write(ctx context.Context, owner meta.WriterToken, p Piece) (me
 	if b == nil {
 		b = &batch{}
 		s.open = b
-		if s.cfg.Window > 0 {
-			b.timer = time.AfterFunc(s.cfg.Window, func() { s.windowPassed(b) })
+		if wait := s.cfg.Window - time.Since(s.lastClose); wait > 0 {
+			b.timer = time.AfterFunc(wait, func() { s.windowPassed(b) })
 		} else {
 			b.due = true
 		}
@@ -194,6 +200,7 @@ func (s *Stream) closeOpenLocked() {
 	b.due = true
 	s.ready = append(s.ready, b)
 	s.open = nil
+	s.lastClose = time.Now()
 }
 
 // startLocked starts uploads while slots are free: ready objects first,

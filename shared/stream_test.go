@@ -388,6 +388,7 @@ func TestCloseFailsWaitingBlocks(t *testing.T) {
 // outcome.
 func TestRetriedBlockInOneObject(t *testing.T) {
 	s, store, idx := newTestStream(t, streamConfig(50*time.Millisecond))
+	s.lastClose = time.Now() // an object was just closed: the next one waits a window
 	tok := idx.own(1, 1)
 	other := idx.own(2, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -409,5 +410,36 @@ func TestRetriedBlockInOneObject(t *testing.T) {
 		if exts := decodeObject(t, key, data); len(exts) != 2 {
 			t.Fatalf("object holds %d blocks, want 2 (log 1's once): %+v", len(exts), exts)
 		}
+	}
+}
+
+// TestWindowPacesObjects: the window bounds how often objects are closed,
+// not how long each block waits. A block arriving when no object was
+// closed for a window is uploaded at once (a lone writer appending less
+// often than once a window waits for a PUT, not the window); one arriving
+// right after waits for the window, in the next object.
+func TestWindowPacesObjects(t *testing.T) {
+	s, store, idx := newTestStream(t, streamConfig(time.Hour))
+	tok := idx.own(1, 1)
+	if _, err := s.Write(context.Background(), tok, piece(t, 1, 0, 0, 0)); err != nil {
+		t.Fatal(err) // it would wait an hour if the window delayed every object
+	}
+	errs := make(chan error, 1)
+	go func() {
+		_, err := s.Write(context.Background(), tok, piece(t, 1, 0, 1, 1))
+		errs <- err
+	}()
+	for queued := false; !queued; {
+		s.mu.Lock()
+		queued = s.open != nil && len(s.open.items) == 1
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	if puts, _ := s.Stats(); puts != 1 || len(store.Keys()) != 1 {
+		t.Fatalf("%d objects uploaded (%d stored) while the window of the second one runs, want 1", puts, len(store.Keys()))
+	}
+	_ = s.Close()
+	if err := <-errs; !errors.Is(err, walerr.ErrClosed) {
+		t.Fatalf("the block that waited for the window: %v, want ErrClosed at Close", err)
 	}
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
-// TestSharedObjectsHoldOneBlockPerLog: with shared objects a writer keeps
-// one block in flight, so the appends made while it waits join its next
-// block, and an object never holds two blocks of one log (each block is an
-// etcd extent in the object's commit, whose size etcd bounds).
-func TestSharedObjectsHoldOneBlockPerLog(t *testing.T) {
+// TestSharedObjectsBatchEachLogsAppends: with shared objects the appends
+// of a log made while its blocks are in flight join its next block, so an
+// object holds no more blocks of one log than the writer keeps in flight
+// (writer.maxInflightUploads), and a burst of appends costs far fewer
+// blocks, each an etcd extent in its object's commit, than appends.
+func TestSharedObjectsBatchEachLogsAppends(t *testing.T) {
 	store := memstore.New()
 	b := backend{name: "shared-mem", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
 		cfg.Writer.BatchWindow = 5 * time.Millisecond
@@ -58,7 +59,8 @@ func TestSharedObjectsHoldOneBlockPerLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	objects := 0
+	objects, blocks := 0, 0
+	inflight := options.Default().Writer.MaxInflightUploads
 	for _, key := range store.Keys() {
 		if !strings.HasPrefix(key, "shared/") {
 			continue
@@ -73,17 +75,22 @@ func TestSharedObjectsHoldOneBlockPerLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seen := map[[2]int64]bool{}
+		blocks += len(exts)
+		perLog := map[[2]int64]int{}
 		for _, x := range exts {
 			k := [2]int64{x.LogID, x.SegmentID}
-			if seen[k] {
-				t.Fatalf("object %s holds two blocks of log %d segment %d: %+v", key, x.LogID, x.SegmentID, exts)
+			perLog[k]++
+			if perLog[k] > inflight {
+				t.Fatalf("object %s holds %d blocks of log %d segment %d, more than the %d a writer keeps in flight: %+v",
+					key, perLog[k], x.LogID, x.SegmentID, inflight, exts)
 			}
-			seen[k] = true
 		}
 	}
 	if objects == 0 {
 		t.Fatal("no shared object")
+	}
+	if appends := n * len(writers); blocks > appends/4 {
+		t.Fatalf("%d appends in bursts made %d blocks: appends made while blocks were in flight did not join one", appends, blocks)
 	}
 	for _, l := range logs {
 		got := readN(t, mustReader(t, l, woodpecker.Earliest()), n)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -39,6 +40,7 @@ type benchFlags struct {
 	rate        float64
 	batchWindow time.Duration
 	objectBytes string
+	cpuProfile  string
 }
 
 func (a *app) benchCommand() *cobra.Command {
@@ -105,10 +107,22 @@ them); shared objects stay until their garbage collection exists.`,
 	f.Float64Var(&bf.rate, "rate", 0, "appends a second per log, paced (0: as fast as the writers accept; --concurrency is then ignored)")
 	f.DurationVar(&bf.batchWindow, "batch-window", 0, "writer.batchWindow for this run: above 0, shared objects (default: the configured value)")
 	f.StringVar(&bf.objectBytes, "object-bytes", "", "writer.objectBytes for this run: the size that closes a shared object (default: the configured value)")
+	f.StringVar(&bf.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	return cmd
 }
 
 func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
+	if bf.cpuProfile != "" {
+		f, err := os.Create(bf.cpuProfile)
+		if err != nil {
+			return errors.Wrap(err, "--cpuprofile")
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return errors.Wrap(err, "--cpuprofile")
+		}
+		defer pprof.StopCPUProfile()
+	}
 	entrySize, err := options.ParseSize(bf.entrySize)
 	if err != nil || entrySize <= 0 || entrySize > 1<<31 {
 		return usagef("--entry-size %q: want a size such as 4KiB, from 1 byte", bf.entrySize)
