@@ -11,7 +11,7 @@ LONG ?= 0
 # Nested Go modules (built, vetted and tested like the root one).
 MILVUS_MOD := $(wildcard adaptor/milvus/go.mod)
 
-.PHONY: all tools build run test lint bench chaos clean clean-tools proto
+.PHONY: all tools build run test lint bench chaos clean clean-tools proto mocks
 
 all: build
 
@@ -55,6 +55,12 @@ endif
 proto:
 	protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative quorum/quorumpb/logstore.proto
+
+## mocks: regenerate the checked-in go.uber.org/mock mocks of mocks/ (the
+## transport and metadata interfaces; see mocks/generate.go). Run it after
+## changing one of those interfaces, or the quorumpb service (make proto).
+mocks:
+	$(GO) generate ./mocks
 
 ## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
 ## cycles per mode, CHAOS_MODE memory, quorum, localfs, both (memory and
