@@ -59,9 +59,10 @@ type Backend struct {
 }
 
 var (
-	_ segment.Backend      = (*Backend)(nil)
-	_ segment.Placer       = (*Backend)(nil)
-	_ segment.BlockLocator = (*Backend)(nil)
+	_ segment.Backend       = (*Backend)(nil)
+	_ segment.Placer        = (*Backend)(nil)
+	_ segment.BlockLocator  = (*Backend)(nil)
+	_ segment.LatestScanner = (*Backend)(nil)
 )
 
 // New returns a backend.
@@ -603,36 +604,69 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 }
 
 // visible returns how many blocks of an open segment readers may see now,
-// and what object storage holds. It asks the replicas first and lists
-// object storage second: a block the replicas dropped in between, once
-// uploaded, is then in the listing. (The other order lost such a block
-// from both: a reader from Latest opened before entries acknowledged
-// earlier, found by the chaos suite.)
+// and what object storage holds.
 func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.SealInfo, []quorumpb.LogStoreClient, error) {
 	if ref.Placement == "" {
 		stored, err := b.ObjectBackend.Scan(ctx, ref)
 		return stored.Blocks, stored, nil, err
 	}
-	_, cs, err := b.replicas(ref)
+	sv, err := b.survey(ctx, ref)
 	if err != nil {
 		return 0, segment.SealInfo{}, nil, err
 	}
-	sts, errs := ask(ctx, b, cs, func(ctx context.Context, c quorumpb.LogStoreClient) (*quorumpb.FenceResponse, error) {
-		return c.Status(ctx, &quorumpb.StatusRequest{Segment: pbSegment(ref, 0)})
-	})
+	return VisibleWithLAC(sv.stored.Blocks, sv.held(), sv.lac), sv.stored, sv.cs, nil
+}
+
+// survey is what an open segment's replicas and object storage hold.
+type survey struct {
+	answers []Answer
+	lac     int64 // the highest LAC an answer reported (-1: none)
+	stored  segment.SealInfo
+	cs      []quorumpb.LogStoreClient
+}
+
+// held lists the blocks each answering replica holds.
+func (sv survey) held() [][]int64 {
 	var held [][]int64
-	lac := int64(-1)
-	for i, st := range sts {
-		if errs[i] == nil {
-			held = append(held, st.GetBlocks())
-			lac = max(lac, st.GetLac())
+	for _, a := range sv.answers {
+		if a.Kind != Unreachable {
+			held = append(held, a.Blocks)
 		}
 	}
-	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	return held
+}
+
+// survey asks the segment's replicas what they hold, then lists object
+// storage. Replicas first: a block they dropped in between, once
+// uploaded, is then in the listing. (The other order lost such a block
+// from both: a reader from Latest opened before entries acknowledged
+// earlier, found by the chaos suite.) Answers are Known when the replica
+// vouches for the segment, as in recovery.
+func (b *Backend) survey(ctx context.Context, ref segment.Ref) (survey, error) {
+	p, cs, err := b.replicas(ref)
 	if err != nil {
-		return 0, segment.SealInfo{}, nil, err
+		return survey{}, err
 	}
-	return VisibleWithLAC(stored.Blocks, held, lac), stored, cs, nil
+	sts, errs := ask(ctx, b, cs, func(ctx context.Context, c quorumpb.LogStoreClient) (*quorumpb.FenceResponse, error) {
+		return c.Status(ctx, &quorumpb.StatusRequest{Segment: pbSegment(ref, 0), CreatedRevision: p.Revision})
+	})
+	sv := survey{answers: make([]Answer, len(cs)), lac: -1, cs: cs}
+	for i, st := range sts {
+		switch {
+		case errs[i] != nil:
+			sv.answers[i] = Answer{Kind: Unreachable}
+			continue
+		case st.GetKnown():
+			sv.answers[i] = Answer{Kind: Known, Blocks: st.GetBlocks(), Uploaded: st.GetUploaded()}
+		default:
+			sv.answers[i] = Answer{Kind: Unknown, Blocks: st.GetBlocks(), Uploaded: st.GetUploaded()}
+		}
+		sv.lac = max(sv.lac, st.GetLac())
+	}
+	if sv.stored, err = b.ObjectBackend.Scan(ctx, ref); err != nil {
+		return survey{}, err
+	}
+	return sv, nil
 }
 
 // Scan implements segment.Backend: what object storage holds, extended by
@@ -642,7 +676,48 @@ func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, 
 	if err != nil || n == stored.Blocks {
 		return stored, err
 	}
-	data, err := b.readFromAny(ctx, ref, 0, cs, n-1)
+	return b.through(ctx, ref, stored, cs, nil, n)
+}
+
+// ScanLatest implements segment.LatestScanner: it ends past every block
+// the writer may have acknowledged (LatestEnd), also when a replica is
+// silent; Scan ends at what readers may read. With too few replicas
+// vouching for the segment it returns an error wrapping ErrNoQuorum.
+func (b *Backend) ScanLatest(ctx context.Context, ref segment.Ref) (segment.SealInfo, error) {
+	if ref.Placement == "" {
+		return b.ObjectBackend.Scan(ctx, ref)
+	}
+	sv, err := b.survey(ctx, ref)
+	if err != nil {
+		return segment.SealInfo{}, err
+	}
+	n, err := LatestEnd(sv.stored.Blocks, sv.answers, sv.lac)
+	if err != nil {
+		return segment.SealInfo{}, errors.Wrapf(err, "place Latest in segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	if n == sv.stored.Blocks {
+		return sv.stored, nil
+	}
+	return b.through(ctx, ref, sv.stored, sv.cs, sv.answers, n)
+}
+
+// through returns the segment's SealInfo for blocks 0..n-1, n above what
+// object storage holds: it reads block n-1's header from a replica,
+// first from those whose answer lists it.
+func (b *Backend) through(ctx context.Context, ref segment.Ref, stored segment.SealInfo, cs []quorumpb.LogStoreClient,
+	answers []Answer, n int64) (segment.SealInfo, error) {
+	order := make([]quorumpb.LogStoreClient, 0, len(cs))
+	for i, a := range answers {
+		if slices.Contains(a.Blocks, n-1) {
+			order = append(order, cs[i])
+		}
+	}
+	for _, c := range cs {
+		if !slices.Contains(order, c) {
+			order = append(order, c)
+		}
+	}
+	data, err := b.readFromAny(ctx, ref, 0, order, n-1)
 	if err != nil {
 		// Uploaded and dropped since the replicas answered.
 		if d, gerr := b.ObjectBackend.Store().Get(ctx, segment.BlockKey(b.ObjectBackend.Root(), ref.LogID, ref.SegmentID, n-1)); gerr == nil {

@@ -129,6 +129,53 @@ func Visible(stored int64, held [][]int64) int64 {
 	return n
 }
 
+// LatestEnd returns a number of blocks n of an open segment such that
+// every block its writer acknowledged is below n: where a reader opened at
+// Latest starts. answers are the replicas' answers to a status query
+// (Known only when the replica vouches for the segment), stored is the
+// number of blocks object storage held when listed after the answers came,
+// and lac is the highest last-add-confirmed an answer reported.
+//
+// It differs from VisibleWithLAC, which is what a reader may read: a block
+// held by one answering replica while another is silent (or restarted, so
+// cannot vouch for what it lacks) may be on a quorum with the silent one,
+// and acknowledged. It is then below LatestEnd but not visible: LatestEnd
+// is past every block a vouching replica holds. That may skip blocks never
+// acknowledged (their appends had not completed when the reader opened, so
+// a Latest reader may skip them), never an acknowledged one: it sits on
+// AckQuorum replicas, and when FenceQuorum replicas vouch, one of them
+// holds it (or it was uploaded, then dropped, and stored counts it). With
+// fewer vouching replicas no answer bounds the acknowledged blocks:
+// ErrNoQuorum, to retry when more replicas answer.
+func LatestEnd(stored int64, answers []Answer, lac int64) (int64, error) {
+	var held [][]int64
+	known, last := 0, int64(-1)
+	for _, a := range answers {
+		if a.Kind == Unreachable {
+			continue
+		}
+		held = append(held, a.Blocks)
+		if a.Kind == Known {
+			known++
+			for _, b := range a.Blocks {
+				last = max(last, b)
+			}
+		}
+	}
+	n := VisibleWithLAC(stored, held, lac)
+	switch {
+	case known == EnsembleSize:
+		// Every replica vouches: an acknowledged block is held by
+		// AckQuorum of them, so Visible counts it.
+		return n, nil
+	case known >= FenceQuorum:
+		return max(n, last+1), nil
+	default:
+		return 0, errors.Wrapf(ErrNoQuorum, "%d of %d replicas vouch for the segment, placing Latest needs %d",
+			known, EnsembleSize, FenceQuorum)
+	}
+}
+
 // VisibleWithLAC is Visible, at least through lac, the highest
 // last-add-confirmed a replica reported: the writer acknowledged blocks
 // 0..lac, so a quorum holds each (or object storage does), whichever

@@ -222,3 +222,123 @@ func TestVisibleCountsAcknowledgedBlocksWhenAReplicaIsSilent(t *testing.T) {
 		t.Fatalf("without a LAC: %d, want Visible's 5", n)
 	}
 }
+
+// TestLatestEndIsPastEveryAcknowledgedBlock enumerates, as the recovery
+// test does, every way the 3 replicas can hold blocks 0..3 with a prefix
+// acknowledged, every LAC the writer may have sent (none up to the last
+// acknowledged block), and every choice of replicas down or restarted
+// empty: when LatestEnd decides, it ends past every acknowledged block; it
+// refuses only when fewer than FenceQuorum replicas vouch; and with every
+// replica vouching it skips nothing Visible would show.
+func TestLatestEndIsPastEveryAcknowledgedBlock(t *testing.T) {
+	const blocks = 4
+	var cases int
+	for acked := 0; acked <= blocks; acked++ {
+		var placements func(b int, held [3][]int64)
+		placements = func(b int, held [3][]int64) {
+			if b == blocks {
+				for _, f := range faults() {
+					for lac := int64(-1); lac < int64(acked); lac++ {
+						cases++
+						checkLatestEnd(t, acked, held, f, lac)
+					}
+				}
+				return
+			}
+			for mask := 0; mask < 8; mask++ {
+				if b < acked && popcount(mask) < AckQuorum {
+					continue
+				}
+				var next [3][]int64
+				for r := range 3 {
+					next[r] = append([]int64(nil), held[r]...)
+					if mask&(1<<r) != 0 {
+						next[r] = append(next[r], int64(b))
+					}
+				}
+				placements(b+1, next)
+			}
+		}
+		placements(0, [3][]int64{})
+	}
+	if cases == 0 {
+		t.Fatal("no case enumerated")
+	}
+}
+
+func checkLatestEnd(t *testing.T, acked int, held [3][]int64, f fault, lac int64) {
+	t.Helper()
+	answers := make([]Answer, 3)
+	for r := range 3 {
+		switch f[r] {
+		case "ok":
+			answers[r] = known(held[r]...)
+		case "down":
+			answers[r] = down
+		case "restarted":
+			answers[r] = unknown()
+		}
+	}
+	name := fmt.Sprintf("acked=%d held=%v faults=%v lac=%d", acked, held, f, lac)
+	n, err := LatestEnd(0, answers, lac)
+	if err != nil {
+		if !errors.Is(err, ErrNoQuorum) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if f.count("ok") >= FenceQuorum {
+			t.Fatalf("%s: no answer with %d replicas vouching", name, f.count("ok"))
+		}
+		return
+	}
+	if n < int64(acked) {
+		t.Fatalf("%s: Latest placed after %d blocks, before acknowledged block %d", name, n, n)
+	}
+	if f.count("ok") == EnsembleSize {
+		if v := VisibleWithLAC(0, held[:], lac); n != v {
+			t.Fatalf("%s: every replica answered, yet Latest ends at %d, not at the visible end %d", name, n, v)
+		}
+	}
+}
+
+// TestLatestEndCoversTheLastAcknowledgedBlockWhenAReplicaIsSilent is the
+// chaos suite's case (quorum, seed 1206011), one block on: blocks 0..5
+// were acknowledged, block 5 by the silent replica and one that answers,
+// and the LAC (sent with the next block) covers only 0..4. Visible ends at
+// 5, and must: a reader may not read block 5, which no answer shows on a
+// quorum. Latest must end past it.
+func TestLatestEndCoversTheLastAcknowledgedBlockWhenAReplicaIsSilent(t *testing.T) {
+	answers := []Answer{known(0, 1, 2, 3, 4, 5), known(0, 1, 2, 3, 4), down}
+	if n := VisibleWithLAC(0, [][]int64{answers[0].Blocks, answers[1].Blocks}, 4); n != 5 {
+		t.Fatalf("visible: %d blocks, want 5", n)
+	}
+	n, err := LatestEnd(0, answers, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 {
+		t.Fatalf("Latest after %d blocks, want 6 (past acknowledged block 5)", n)
+	}
+	// A replica that restarted cannot vouch for what it lacks: the same.
+	answers[2] = unknown()
+	if n, err := LatestEnd(0, answers, 4); err != nil || n != 6 {
+		t.Fatalf("with a restarted replica: %d, %v; want 6", n, err)
+	}
+	// Blocks in object storage count as before.
+	if n, err := LatestEnd(7, []Answer{known(), known(), down}, -1); err != nil || n != 7 {
+		t.Fatalf("all uploaded: %d, %v; want 7", n, err)
+	}
+}
+
+// TestLatestEndRefusesWithoutAFenceQuorum: with one replica vouching, an
+// acknowledged block may be on the other two only; no answer bounds it.
+func TestLatestEndRefusesWithoutAFenceQuorum(t *testing.T) {
+	for _, answers := range [][]Answer{
+		{known(0, 1), down, down},
+		{known(0, 1), unknown(0, 1), down},
+		{unknown(0), unknown(0), unknown(0)},
+	} {
+		if _, err := LatestEnd(0, answers, 1); !errors.Is(err, ErrNoQuorum) {
+			t.Fatalf("%v: %v, want ErrNoQuorum", answers, err)
+		}
+	}
+}

@@ -86,6 +86,17 @@ type Degrader interface {
 	Degraded() bool
 }
 
+// LatestScanner is implemented by backends whose Scan of an open segment
+// can end before an acknowledged entry (QuorumBuffer, when a replica is
+// silent: Scan ends at what a quorum is known to hold, which is what
+// readers may read). ScanLatest ends at or after every entry acknowledged
+// before it was called, and may end after entries that were never
+// acknowledged and that recovery may drop: it places a reader at Latest,
+// and must not bound what readers read.
+type LatestScanner interface {
+	ScanLatest(ctx context.Context, ref Ref) (SealInfo, error)
+}
+
 // PatientSealer is implemented by sinks whose WriteSeal bounds its own
 // time by its progress (QuorumBuffer: the seal waits for the replicas'
 // uploads, which may lag the acknowledgements by far more than one retry

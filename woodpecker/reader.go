@@ -174,7 +174,13 @@ func (r *Reader) end(ctx context.Context) (EntryID, error) {
 	if last.State == meta.SegmentSealed {
 		return EntryID{Segment: last.ID + 1}, nil
 	}
-	info, err := r.log.c.backend.Scan(ctx, segmentRef(last))
+	// Latest must not start before an entry acknowledged before the
+	// reader opened; a backend whose Scan can end before one says so.
+	scan := r.log.c.backend.Scan
+	if ls, ok := r.log.c.backend.(segment.LatestScanner); ok {
+		scan = ls.ScanLatest
+	}
+	info, err := scan(ctx, segmentRef(last))
 	if err != nil {
 		return EntryID{}, errors.Wrapf(err, "find the end of log %q", r.log.info.Name)
 	}
