@@ -304,3 +304,47 @@ func (c *MockLogStoreClientStatusCall) DoAndReturn(f func(context.Context, *quor
 	c.Call = c.Call.DoAndReturn(f)
 	return c
 }
+
+// Watch mocks base method.
+func (m *MockLogStoreClient) Watch(ctx context.Context, in *quorumpb.WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[quorumpb.WatchEvent], error) {
+	m.ctrl.T.Helper()
+	varargs := []any{ctx, in}
+	for _, a := range opts {
+		varargs = append(varargs, a)
+	}
+	ret := m.ctrl.Call(m, "Watch", varargs...)
+	ret0, _ := ret[0].(grpc.ServerStreamingClient[quorumpb.WatchEvent])
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// Watch indicates an expected call of Watch.
+func (mr *MockLogStoreClientMockRecorder) Watch(ctx, in any, opts ...any) *MockLogStoreClientWatchCall {
+	mr.mock.ctrl.T.Helper()
+	varargs := append([]any{ctx, in}, opts...)
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Watch", reflect.TypeOf((*MockLogStoreClient)(nil).Watch), varargs...)
+	return &MockLogStoreClientWatchCall{Call: call}
+}
+
+// MockLogStoreClientWatchCall wrap *gomock.Call
+type MockLogStoreClientWatchCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockLogStoreClientWatchCall) Return(arg0 grpc.ServerStreamingClient[quorumpb.WatchEvent], arg1 error) *MockLogStoreClientWatchCall {
+	c.Call = c.Call.Return(arg0, arg1)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockLogStoreClientWatchCall) Do(f func(context.Context, *quorumpb.WatchRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[quorumpb.WatchEvent], error)) *MockLogStoreClientWatchCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockLogStoreClientWatchCall) DoAndReturn(f func(context.Context, *quorumpb.WatchRequest, ...grpc.CallOption) (grpc.ServerStreamingClient[quorumpb.WatchEvent], error)) *MockLogStoreClientWatchCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}

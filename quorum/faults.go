@@ -26,17 +26,22 @@ type Faults struct {
 	failNth    map[string]int // method -> calls left until one fails
 	calls      map[string]int // method -> calls made
 	hooks      map[string]func()
+	noWatch    map[string]bool
 }
 
 // NewFaults wraps t with no fault.
 func NewFaults(t Transport) *Faults {
 	return &Faults{Transport: t, partitions: map[string]bool{}, dropReply: map[string]bool{},
 		delays: map[string]time.Duration{}, failNth: map[string]int{}, calls: map[string]int{},
-		hooks: map[string]func(){}}
+		hooks: map[string]func(){}, noWatch: map[string]bool{}}
 }
 
 // Partition cuts (or, with on false, heals) the link to the replica at addr.
 func (f *Faults) Partition(addr string, on bool) { f.set(func() { f.partitions[addr] = on }) }
+
+// NoWatch makes Watch calls to addr fail UNIMPLEMENTED, as a LogStore
+// that predates the call answers them.
+func (f *Faults) NoWatch(addr string, on bool) { f.set(func() { f.noWatch[addr] = on }) }
 
 // DropReplies makes calls to addr run and then lose their reply.
 func (f *Faults) DropReplies(addr string, on bool) { f.set(func() { f.dropReply[addr] = on }) }
@@ -154,4 +159,47 @@ func (r faultyReplica) Flush(ctx context.Context, in *quorumpb.FlushRequest, opt
 
 func (r faultyReplica) Release(ctx context.Context, in *quorumpb.ReleaseRequest, opts ...grpc.CallOption) (*quorumpb.ReleaseResponse, error) {
 	return call(ctx, r, "Release", in, r.c.Release, opts)
+}
+
+// Watch opens the stream through the faults of its call; a partition of
+// addr also breaks the open stream (at its next event, which is dropped).
+func (r faultyReplica) Watch(ctx context.Context, in *quorumpb.WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[quorumpb.WatchEvent], error) {
+	r.f.mu.Lock()
+	no := r.f.noWatch[r.addr]
+	r.f.mu.Unlock()
+	if no {
+		r.f.mu.Lock()
+		r.f.calls["Watch"]++
+		r.f.mu.Unlock()
+		return nil, status.Errorf(codes.Unimplemented, "quorum faults: %s does not implement Watch", r.addr)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s, err := call(ctx, r, "Watch", in, r.c.Watch, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return faultyStream{ServerStreamingClient: s, r: r, cancel: cancel}, nil
+}
+
+type faultyStream struct {
+	grpc.ServerStreamingClient[quorumpb.WatchEvent]
+	r      faultyReplica
+	cancel context.CancelFunc
+}
+
+func (s faultyStream) Recv() (*quorumpb.WatchEvent, error) {
+	ev, err := s.ServerStreamingClient.Recv()
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.r.f.mu.Lock()
+	cut := s.r.f.partitions[s.r.addr]
+	s.r.f.mu.Unlock()
+	if cut {
+		s.cancel()
+		return nil, status.Errorf(codes.Unavailable, "quorum faults: %s is partitioned", s.r.addr)
+	}
+	return ev, nil
 }

@@ -81,7 +81,7 @@ type Reader struct {
 
 	backoff time.Duration
 	events  chan struct{} // segment metadata changed
-	blocks  chan struct{} // a block was committed into a shared object
+	blocks  chan struct{} // a block was committed into a shared object, or pushed (segment.BlockWatcher)
 	closeCh chan struct{}
 	life    context.Context // ends at Close
 	stop    context.CancelFunc
@@ -96,6 +96,10 @@ type Reader struct {
 	// exist (a deleted-log record changed, or its watch restarted); the
 	// next reload looks.
 	recheck atomic.Bool
+
+	// tailStop stops the backend's watch of the open segment cur reads
+	// (segment.BlockWatcher), which feeds blocks; nil when none runs.
+	tailStop func()
 }
 
 // OpenReader opens a reader at from. Positions past the end wait for the
@@ -274,6 +278,7 @@ func (r *Reader) reload(ctx context.Context) error {
 			if sm.ID == r.curSeg.ID && sm.State != r.curSeg.State {
 				r.curSeg = sm
 				r.cur.SetLimit(sm.Blocks)
+				r.stopTail() // sealed: the rest is in storage
 			}
 		}
 	}
@@ -410,6 +415,11 @@ func (r *Reader) openSegment(ctx context.Context) bool {
 		if pc, ok := r.cur.(segment.PrefetchCursor); ok {
 			pc.SetPrefetch(r.log.c.cfg.Reader.PrefetchBlocks)
 		}
+		if bw, ok := r.log.c.backend.(segment.BlockWatcher); ok && sm.State != meta.SegmentSealed {
+			// Tail reads are pushed: the backend wakes the reader when
+			// a block of the open segment may have become readable.
+			r.tailStop = bw.WatchBlocks(r.life, segmentRef(sm), r.blocks)
+		}
 		if sm.State == meta.SegmentSealed {
 			r.cur.SetLimit(sm.Blocks)
 			if gc, ok := r.cur.(segment.GenerationCursor); ok && sm.Generation > 0 {
@@ -443,6 +453,7 @@ func (r *Reader) skipToEntry(ctx context.Context, sm meta.SegmentMeta) {
 }
 
 func (r *Reader) closeCursor() {
+	r.stopTail()
 	if r.cur != nil {
 		_ = r.cur.Close()
 		r.cur = nil
@@ -450,11 +461,20 @@ func (r *Reader) closeCursor() {
 	r.buf = nil
 }
 
+// stopTail stops the backend's watch of the open segment, if one runs.
+func (r *Reader) stopTail() {
+	if r.tailStop != nil {
+		r.tailStop()
+		r.tailStop = nil
+	}
+}
+
 func (r *Reader) resetBackoff() { r.backoff = r.log.c.cfg.Reader.TailBackoffMin }
 
 // wait blocks until something may have changed: a writer of this process
-// made more durable (hubCh), segment metadata changed, or the backoff for
-// writers in other processes passed.
+// made more durable (hubCh), segment metadata changed, a block was
+// committed or pushed (blocks), or the backoff for writers in other
+// processes passed: the fallback where nothing pushes.
 func (r *Reader) wait(ctx context.Context, hubCh <-chan struct{}) error {
 	timer := time.NewTimer(r.backoff)
 	defer timer.Stop()

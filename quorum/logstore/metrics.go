@@ -24,6 +24,7 @@ type serverMetrics struct {
 	fences        prometheus.Counter
 	uploads       *prometheus.CounterVec
 	uploadSeconds prometheus.Histogram
+	watches       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -50,6 +51,8 @@ func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		uploadSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "upload_seconds", Help: "Latency of successful block uploads.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "watches", Help: "Watch calls open (tail readers subscribed to a segment)."}),
 	}
 	for _, r := range []string{ReasonFenced, ReasonSegmentLost, ReasonInvalid, ReasonBudget} {
 		m.rejected.WithLabelValues(r)
@@ -61,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.blocksHeld, m.bytesHeld, m.segments, m.budget, m.added,
-		m.rejected, m.fences, m.uploads, m.uploadSeconds} {
+		m.rejected, m.fences, m.uploads, m.uploadSeconds, m.watches} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Wrap(err, "logstore: register metrics")
 		}

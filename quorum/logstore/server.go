@@ -173,6 +173,7 @@ type Server struct {
 	held     int64    // bytes of blocks held
 	nblocks  int64    // blocks held
 	closed   bool
+	watches  map[segKey]*watchPoint // segments with watchers (watch.go)
 
 	closeOnce sync.Once
 }
@@ -318,11 +319,14 @@ type segState struct {
 	// ctx ends when the segment is released or the server closes.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// watch wakes the segment's watchers (nil: none).
+	watch *watchPoint
 }
 
 func (st *segState) notifyLocked() {
 	close(st.changed)
 	st.changed = make(chan struct{})
+	st.watchChangedLocked()
 }
 
 // segLocked returns the state of k, creating it when create is set (nil
@@ -336,6 +340,8 @@ func (s *Server) segLocked(k segKey, create bool) *segState {
 		changed: make(chan struct{})}
 	st.ctx, st.cancel = context.WithCancel(s.ctx)
 	s.segs[k] = st
+	st.watch = s.watches[k]
+	st.watchChangedLocked()
 	s.m.segments.Set(float64(len(s.segs)))
 	return st
 }
@@ -354,7 +360,10 @@ func (s *Server) vouches(created int64) bool {
 // hear records the LAC and watermark a writer reports, and drops what
 // they make unnecessary. Requires s.mu.
 func (s *Server) hearLocked(st *segState, lac, uploaded int64) {
-	st.lac = max(st.lac, lac)
+	if lac > st.lac {
+		st.lac = lac
+		st.watchChangedLocked()
+	}
 	if uploaded > st.uploaded {
 		st.uploaded = uploaded
 		st.notifyLocked()
@@ -528,6 +537,7 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 		st.bytes += size
 		s.held += size
 		s.nblocks++
+		st.watchChangedLocked()
 		s.m.added.Inc()
 		s.m.bytesHeld.Set(float64(s.held))
 		s.m.blocksHeld.Set(float64(s.nblocks))
@@ -567,6 +577,7 @@ func (s *Server) Fence(_ context.Context, req *quorumpb.FenceRequest) (*quorumpb
 	st := s.segLocked(k, true)
 	if !st.fenced {
 		st.fenced = true
+		st.watchChangedLocked()
 		s.log.Debug("segment fenced", zap.Int64("log", k.log), zap.Int64("segment", k.seg),
 			zap.Int64("epoch", req.GetSegment().GetEpoch()), zap.Int("blocks", len(st.blocks)))
 	}

@@ -699,6 +699,143 @@ func (*ReleaseResponse) Descriptor() ([]byte, []int) {
 	return file_quorum_quorumpb_logstore_proto_rawDescGZIP(), []int{11}
 }
 
+type WatchRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Segment *Segment               `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	// created_revision is the etcd revision at which the segment was
+	// created (0: not known), as in AddBlock.
+	CreatedRevision int64 `protobuf:"varint,2,opt,name=created_revision,json=createdRevision,proto3" json:"created_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_quorum_quorumpb_logstore_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_quorum_quorumpb_logstore_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_quorum_quorumpb_logstore_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchRequest) GetSegment() *Segment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCreatedRevision() int64 {
+	if x != nil {
+		return x.CreatedRevision
+	}
+	return 0
+}
+
+// WatchEvent is the state of a segment on one replica.
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// held lists the blocks the replica holds as runs: the first and the
+	// last block number of each run, ascending (first0, last0, first1,
+	// last1, ...).
+	Held []int64 `protobuf:"varint,1,rep,packed,name=held,proto3" json:"held,omitempty"`
+	// lac is the highest last-add-confirmed the replica heard (-1: none).
+	Lac int64 `protobuf:"varint,2,opt,name=lac,proto3" json:"lac,omitempty"`
+	// uploaded is the highest upload watermark it heard or made (-1: none).
+	Uploaded int64 `protobuf:"varint,3,opt,name=uploaded,proto3" json:"uploaded,omitempty"`
+	Fenced   bool  `protobuf:"varint,4,opt,name=fenced,proto3" json:"fenced,omitempty"`
+	// known as in FenceResponse.
+	Known         bool `protobuf:"varint,5,opt,name=known,proto3" json:"known,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_quorum_quorumpb_logstore_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_quorum_quorumpb_logstore_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_quorum_quorumpb_logstore_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WatchEvent) GetHeld() []int64 {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetLac() int64 {
+	if x != nil {
+		return x.Lac
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetUploaded() int64 {
+	if x != nil {
+		return x.Uploaded
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetFenced() bool {
+	if x != nil {
+		return x.Fenced
+	}
+	return false
+}
+
+func (x *WatchEvent) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
+}
+
 var File_quorum_quorumpb_logstore_proto protoreflect.FileDescriptor
 
 const file_quorum_quorumpb_logstore_proto_rawDesc = "" +
@@ -743,14 +880,25 @@ const file_quorum_quorumpb_logstore_proto_rawDesc = "" +
 	"\buploaded\x18\x01 \x01(\x03R\buploaded\"K\n" +
 	"\x0eReleaseRequest\x129\n" +
 	"\asegment\x18\x01 \x01(\v2\x1f.woodpecker.logstore.v1.SegmentR\asegment\"\x11\n" +
-	"\x0fReleaseResponse2\xab\x04\n" +
+	"\x0fReleaseResponse\"t\n" +
+	"\fWatchRequest\x129\n" +
+	"\asegment\x18\x01 \x01(\v2\x1f.woodpecker.logstore.v1.SegmentR\asegment\x12)\n" +
+	"\x10created_revision\x18\x02 \x01(\x03R\x0fcreatedRevision\"|\n" +
+	"\n" +
+	"WatchEvent\x12\x12\n" +
+	"\x04held\x18\x01 \x03(\x03R\x04held\x12\x10\n" +
+	"\x03lac\x18\x02 \x01(\x03R\x03lac\x12\x1a\n" +
+	"\buploaded\x18\x03 \x01(\x03R\buploaded\x12\x16\n" +
+	"\x06fenced\x18\x04 \x01(\bR\x06fenced\x12\x14\n" +
+	"\x05known\x18\x05 \x01(\bR\x05known2\x80\x05\n" +
 	"\bLogStore\x12]\n" +
 	"\bAddBlock\x12'.woodpecker.logstore.v1.AddBlockRequest\x1a(.woodpecker.logstore.v1.AddBlockResponse\x12T\n" +
 	"\x05Fence\x12$.woodpecker.logstore.v1.FenceRequest\x1a%.woodpecker.logstore.v1.FenceResponse\x12`\n" +
 	"\tReadBlock\x12(.woodpecker.logstore.v1.ReadBlockRequest\x1a).woodpecker.logstore.v1.ReadBlockResponse\x12V\n" +
 	"\x06Status\x12%.woodpecker.logstore.v1.StatusRequest\x1a%.woodpecker.logstore.v1.FenceResponse\x12T\n" +
 	"\x05Flush\x12$.woodpecker.logstore.v1.FlushRequest\x1a%.woodpecker.logstore.v1.FlushResponse\x12Z\n" +
-	"\aRelease\x12&.woodpecker.logstore.v1.ReleaseRequest\x1a'.woodpecker.logstore.v1.ReleaseResponseB6Z4github.com/woodpecker-wal/woodpecker/quorum/quorumpbb\x06proto3"
+	"\aRelease\x12&.woodpecker.logstore.v1.ReleaseRequest\x1a'.woodpecker.logstore.v1.ReleaseResponse\x12S\n" +
+	"\x05Watch\x12$.woodpecker.logstore.v1.WatchRequest\x1a\".woodpecker.logstore.v1.WatchEvent0\x01B6Z4github.com/woodpecker-wal/woodpecker/quorum/quorumpbb\x06proto3"
 
 var (
 	file_quorum_quorumpb_logstore_proto_rawDescOnce sync.Once
@@ -764,7 +912,7 @@ func file_quorum_quorumpb_logstore_proto_rawDescGZIP() []byte {
 	return file_quorum_quorumpb_logstore_proto_rawDescData
 }
 
-var file_quorum_quorumpb_logstore_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_quorum_quorumpb_logstore_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_quorum_quorumpb_logstore_proto_goTypes = []any{
 	(*Segment)(nil),           // 0: woodpecker.logstore.v1.Segment
 	(*AddBlockRequest)(nil),   // 1: woodpecker.logstore.v1.AddBlockRequest
@@ -778,6 +926,8 @@ var file_quorum_quorumpb_logstore_proto_goTypes = []any{
 	(*FlushResponse)(nil),     // 9: woodpecker.logstore.v1.FlushResponse
 	(*ReleaseRequest)(nil),    // 10: woodpecker.logstore.v1.ReleaseRequest
 	(*ReleaseResponse)(nil),   // 11: woodpecker.logstore.v1.ReleaseResponse
+	(*WatchRequest)(nil),      // 12: woodpecker.logstore.v1.WatchRequest
+	(*WatchEvent)(nil),        // 13: woodpecker.logstore.v1.WatchEvent
 }
 var file_quorum_quorumpb_logstore_proto_depIdxs = []int32{
 	0,  // 0: woodpecker.logstore.v1.AddBlockRequest.segment:type_name -> woodpecker.logstore.v1.Segment
@@ -786,23 +936,26 @@ var file_quorum_quorumpb_logstore_proto_depIdxs = []int32{
 	0,  // 3: woodpecker.logstore.v1.StatusRequest.segment:type_name -> woodpecker.logstore.v1.Segment
 	0,  // 4: woodpecker.logstore.v1.FlushRequest.segment:type_name -> woodpecker.logstore.v1.Segment
 	0,  // 5: woodpecker.logstore.v1.ReleaseRequest.segment:type_name -> woodpecker.logstore.v1.Segment
-	1,  // 6: woodpecker.logstore.v1.LogStore.AddBlock:input_type -> woodpecker.logstore.v1.AddBlockRequest
-	3,  // 7: woodpecker.logstore.v1.LogStore.Fence:input_type -> woodpecker.logstore.v1.FenceRequest
-	5,  // 8: woodpecker.logstore.v1.LogStore.ReadBlock:input_type -> woodpecker.logstore.v1.ReadBlockRequest
-	7,  // 9: woodpecker.logstore.v1.LogStore.Status:input_type -> woodpecker.logstore.v1.StatusRequest
-	8,  // 10: woodpecker.logstore.v1.LogStore.Flush:input_type -> woodpecker.logstore.v1.FlushRequest
-	10, // 11: woodpecker.logstore.v1.LogStore.Release:input_type -> woodpecker.logstore.v1.ReleaseRequest
-	2,  // 12: woodpecker.logstore.v1.LogStore.AddBlock:output_type -> woodpecker.logstore.v1.AddBlockResponse
-	4,  // 13: woodpecker.logstore.v1.LogStore.Fence:output_type -> woodpecker.logstore.v1.FenceResponse
-	6,  // 14: woodpecker.logstore.v1.LogStore.ReadBlock:output_type -> woodpecker.logstore.v1.ReadBlockResponse
-	4,  // 15: woodpecker.logstore.v1.LogStore.Status:output_type -> woodpecker.logstore.v1.FenceResponse
-	9,  // 16: woodpecker.logstore.v1.LogStore.Flush:output_type -> woodpecker.logstore.v1.FlushResponse
-	11, // 17: woodpecker.logstore.v1.LogStore.Release:output_type -> woodpecker.logstore.v1.ReleaseResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 6: woodpecker.logstore.v1.WatchRequest.segment:type_name -> woodpecker.logstore.v1.Segment
+	1,  // 7: woodpecker.logstore.v1.LogStore.AddBlock:input_type -> woodpecker.logstore.v1.AddBlockRequest
+	3,  // 8: woodpecker.logstore.v1.LogStore.Fence:input_type -> woodpecker.logstore.v1.FenceRequest
+	5,  // 9: woodpecker.logstore.v1.LogStore.ReadBlock:input_type -> woodpecker.logstore.v1.ReadBlockRequest
+	7,  // 10: woodpecker.logstore.v1.LogStore.Status:input_type -> woodpecker.logstore.v1.StatusRequest
+	8,  // 11: woodpecker.logstore.v1.LogStore.Flush:input_type -> woodpecker.logstore.v1.FlushRequest
+	10, // 12: woodpecker.logstore.v1.LogStore.Release:input_type -> woodpecker.logstore.v1.ReleaseRequest
+	12, // 13: woodpecker.logstore.v1.LogStore.Watch:input_type -> woodpecker.logstore.v1.WatchRequest
+	2,  // 14: woodpecker.logstore.v1.LogStore.AddBlock:output_type -> woodpecker.logstore.v1.AddBlockResponse
+	4,  // 15: woodpecker.logstore.v1.LogStore.Fence:output_type -> woodpecker.logstore.v1.FenceResponse
+	6,  // 16: woodpecker.logstore.v1.LogStore.ReadBlock:output_type -> woodpecker.logstore.v1.ReadBlockResponse
+	4,  // 17: woodpecker.logstore.v1.LogStore.Status:output_type -> woodpecker.logstore.v1.FenceResponse
+	9,  // 18: woodpecker.logstore.v1.LogStore.Flush:output_type -> woodpecker.logstore.v1.FlushResponse
+	11, // 19: woodpecker.logstore.v1.LogStore.Release:output_type -> woodpecker.logstore.v1.ReleaseResponse
+	13, // 20: woodpecker.logstore.v1.LogStore.Watch:output_type -> woodpecker.logstore.v1.WatchEvent
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_quorum_quorumpb_logstore_proto_init() }
@@ -816,7 +969,7 @@ func file_quorum_quorumpb_logstore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quorum_quorumpb_logstore_proto_rawDesc), len(file_quorum_quorumpb_logstore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

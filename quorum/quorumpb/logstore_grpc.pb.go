@@ -30,6 +30,7 @@ const (
 	LogStore_Status_FullMethodName    = "/woodpecker.logstore.v1.LogStore/Status"
 	LogStore_Flush_FullMethodName     = "/woodpecker.logstore.v1.LogStore/Flush"
 	LogStore_Release_FullMethodName   = "/woodpecker.logstore.v1.LogStore/Release"
+	LogStore_Watch_FullMethodName     = "/woodpecker.logstore.v1.LogStore/Watch"
 )
 
 // LogStoreClient is the client API for LogStore service.
@@ -66,6 +67,20 @@ type LogStoreClient interface {
 	Flush(ctx context.Context, in *FlushRequest, opts ...grpc.CallOption) (*FlushResponse, error)
 	// Release drops everything the replica holds of a sealed segment.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	// Watch streams what the replica holds of one segment, for tail
+	// readers: an event at once, then one whenever that changes (a block
+	// added or dropped, the LAC or the upload watermark raised, the segment
+	// fenced). Changes made while an event is on its way are coalesced: a
+	// slow subscriber gets the latest state, not every step, and costs the
+	// replica one event. A segment the replica holds nothing of yet is
+	// watched all the same (its first block may be on its way). The stream
+	// ends with NOT_FOUND, reason "released", once the segment is released
+	// (it is in object storage); with DATA_LOSS, reason "segment_lost",
+	// when the replica registered after the segment was created
+	// (created_revision) and holds nothing of it (it takes no part in it);
+	// with UNAVAILABLE when the server stops; INVALID_ARGUMENT for a bad
+	// request, as the other calls.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 }
 
 type logStoreClient struct {
@@ -136,6 +151,25 @@ func (c *logStoreClient) Release(ctx context.Context, in *ReleaseRequest, opts .
 	return out, nil
 }
 
+func (c *logStoreClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &LogStore_ServiceDesc.Streams[0], LogStore_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogStore_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
 // LogStoreServer is the server API for LogStore service.
 // All implementations must embed UnimplementedLogStoreServer
 // for forward compatibility.
@@ -170,6 +204,20 @@ type LogStoreServer interface {
 	Flush(context.Context, *FlushRequest) (*FlushResponse, error)
 	// Release drops everything the replica holds of a sealed segment.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	// Watch streams what the replica holds of one segment, for tail
+	// readers: an event at once, then one whenever that changes (a block
+	// added or dropped, the LAC or the upload watermark raised, the segment
+	// fenced). Changes made while an event is on its way are coalesced: a
+	// slow subscriber gets the latest state, not every step, and costs the
+	// replica one event. A segment the replica holds nothing of yet is
+	// watched all the same (its first block may be on its way). The stream
+	// ends with NOT_FOUND, reason "released", once the segment is released
+	// (it is in object storage); with DATA_LOSS, reason "segment_lost",
+	// when the replica registered after the segment was created
+	// (created_revision) and holds nothing of it (it takes no part in it);
+	// with UNAVAILABLE when the server stops; INVALID_ARGUMENT for a bad
+	// request, as the other calls.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	mustEmbedUnimplementedLogStoreServer()
 }
 
@@ -197,6 +245,9 @@ func (UnimplementedLogStoreServer) Flush(context.Context, *FlushRequest) (*Flush
 }
 func (UnimplementedLogStoreServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Release not implemented")
+}
+func (UnimplementedLogStoreServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedLogStoreServer) mustEmbedUnimplementedLogStoreServer() {}
 func (UnimplementedLogStoreServer) testEmbeddedByValue()                  {}
@@ -327,6 +378,17 @@ func _LogStore_Release_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogStore_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(LogStoreServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type LogStore_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
 // LogStore_ServiceDesc is the grpc.ServiceDesc for LogStore service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -359,6 +421,12 @@ var LogStore_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _LogStore_Release_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _LogStore_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "quorum/quorumpb/logstore.proto",
 }
