@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/meta"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/segment"
 )
@@ -181,5 +182,83 @@ func TestCursorDetectsDamage(t *testing.T) {
 	c.SetLimit(2)
 	if _, err := readAll(t, c); !errors.Is(err, segment.ErrObjectMissing) || !errors.Is(err, walerr.ErrCorrupt) {
 		t.Fatalf("deleted object: %v", err)
+	}
+}
+
+// TestCursorKeepsPrefetchGETsInFlight: reader.prefetchBlocks bounds the
+// GETs in flight, and a run of several blocks already fetched is not one
+// of them: while the cursor returns its blocks, the next runs are being
+// fetched (counting it left one GET fewer in flight, and catch-up reads
+// fell short of the store's GETs at the same parallelism).
+func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
+	b, store, idx := newTestBackend(t, time.Hour)
+	tok := idx.own(4, 1)
+	ref := sharedRef(tok, 0)
+	sink, err := b.CreateSink(context.Background(), ref, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const objects, perObject = 5, 2
+	for o := range int64(objects) {
+		// Blocks written together, within a window, share an object.
+		b.stream.mu.Lock()
+		b.stream.lastClose = time.Now()
+		b.stream.mu.Unlock()
+		errs := make(chan error, perObject)
+		for i := range int64(perObject) {
+			no := o*perObject + i
+			go func() {
+				errs <- sink.WriteBlock(context.Background(), no, testBlock(t, ref.LogID, ref.SegmentID, no, no, 1))
+			}()
+		}
+		for queued := false; !queued; time.Sleep(time.Millisecond) {
+			b.stream.mu.Lock()
+			queued = b.stream.open != nil && len(b.stream.open.items) == perObject
+			if queued {
+				b.stream.closeOpenLocked()
+				b.stream.startLocked()
+			}
+			b.stream.mu.Unlock()
+		}
+		for range perObject {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	info := segment.SealInfo{LastEntry: objects*perObject - 1, Blocks: objects * perObject}
+	if err := sink.WriteSeal(context.Background(), info, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	const prefetch = 2
+	c := b.OpenCursor(ref)
+	c.(segment.PrefetchCursor).SetPrefetch(prefetch)
+	c.SetLimit(info.Blocks)
+	defer c.Close()
+	// The first two runs' GETs go through; later ones are held in flight.
+	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyPattern: "shared/*", Nth: prefetch + 1, Times: -1, Action: memstore.ActionHold})
+	for want := range int64(3) { // all of run 0, the first block of run 1
+		h, _, err := c.Next(context.Background())
+		if err != nil || h.BlockNo != want {
+			t.Fatalf("block %d: %+v %v", want, h, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = store.WaitHeld(ctx, prefetch) // fewer never come: the assertion says so
+	if held := len(store.Held()); held != prefetch {
+		t.Fatalf("%d GETs in flight while the cursor returns a fetched run, want %d (prefetch)", held, prefetch)
+	}
+	store.ClearRules()
+	store.Release()
+	got, err := readAll(t, c)
+	if !errors.Is(err, segment.ErrEndOfSegment) || len(got) != objects*perObject-3 {
+		t.Fatalf("the rest: %v %v", got, err)
+	}
+	for i, first := range got {
+		if first != int64(i+3) {
+			t.Fatalf("the rest, block %d holds entry %d: %v", i+3, first, got)
+		}
 	}
 }
