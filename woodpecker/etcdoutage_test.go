@@ -2,6 +2,7 @@ package woodpecker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -103,5 +104,83 @@ func TestReaderWaitsOutAnEtcdOutage(t *testing.T) {
 	}
 	if string(res.e.Payload) != "after" {
 		t.Fatalf("Next across the etcd outage returned %q, want %q", res.e.Payload, "after")
+	}
+}
+
+// TestOpenReaderWaitsOutAnEtcdOutage: OpenReader while etcd is down
+// retries, as Next does, for as long as its caller waits, and returns a
+// reader that delivers the log's entries once etcd is back. A definite
+// answer still comes at once: a reader on a deleted log fails with
+// ErrLogNotFound, not after the caller's deadline.
+func TestOpenReaderWaitsOutAnEtcdOutage(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	cfg := options.Default()
+	cfg.Etcd.Endpoints = etcd.Endpoints()
+	cfg.Etcd.RootPath = testenv.UniquePrefix(t)
+	cfg.Etcd.DialTimeout = time.Second
+	cfg.Etcd.RequestTimeout = 300 * time.Millisecond
+	cfg.Storage.Type = options.StorageLocal
+	cfg.Storage.RootPath = t.TempDir()
+	cfg.Reader.TailBackoffMax = 200 * time.Millisecond
+	c, err := woodpecker.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l := openLog(t, c, "outage")
+	gone := openLog(t, c, "gone")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	w, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	for i := range n {
+		if _, err := w.Append(ctx, []byte(fmt.Sprintf("entry-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteLog(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.OpenReader(ctx, woodpecker.Earliest()); !errors.Is(err, woodpecker.ErrLogNotFound) || ctx.Err() != nil {
+		t.Fatalf("reader on a deleted log: %v (context: %v), want ErrLogNotFound at once", err, ctx.Err())
+	}
+
+	etcd.Stop()
+	type result struct {
+		r   *woodpecker.Reader
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		r, err := l.OpenReader(ctx, woodpecker.Earliest())
+		got <- result{r, err}
+	}()
+	// Several of the open's etcd requests fail meanwhile.
+	select {
+	case res := <-got:
+		t.Fatalf("OpenReader returned during the etcd outage: %v", res.err)
+	case <-time.After(2 * time.Second):
+	}
+	etcd.Start()
+	res := <-got
+	if res.err != nil {
+		t.Fatalf("OpenReader across the etcd outage: %v", res.err)
+	}
+	defer res.r.Close()
+	for i := range n {
+		e, err := res.r.Next(ctx)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if want := fmt.Sprintf("entry-%d", i); string(e.Payload) != want {
+			t.Fatalf("entry %d: %q, want %q", i, e.Payload, want)
+		}
 	}
 }

@@ -105,10 +105,17 @@ type Reader struct {
 // OpenReader opens a reader at from. Positions past the end wait for the
 // entries to be written; positions in segments that do not exist move to
 // the next segment that does. A log deleted since it was opened gives an
-// error wrapping ErrLogNotFound.
+// error wrapping ErrLogNotFound, an invalid position one wrapping
+// ErrInvalidID, both at once. Transient failures (etcd or the replicas
+// unreachable) are retried with backoff for as long as ctx lasts, as Next
+// retries them; when ctx ends first, the error wraps ctx's error and tells
+// the last failure.
 func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, error) {
 	if err := l.c.usable(); err != nil {
 		return nil, err
+	}
+	if (from.kind == startAt || from.kind == startAfter) && !from.id.Valid() {
+		return nil, errors.Wrapf(walerr.ErrInvalidID, "open reader on log %q at %s", l.info.Name, from.id)
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	r := &Reader{log: l, events: make(chan struct{}, 1), blocks: make(chan struct{}, 1),
@@ -119,45 +126,19 @@ func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, erro
 	go r.watchSegments(wctx)
 	go r.watchDeleted(wctx)
 	go r.watchExtents(wctx)
-	if err := r.reload(ctx); err != nil {
+	r.resetBackoff()
+	if err := r.retryOpen(ctx, func() error { return r.place(ctx, from) }); err != nil {
 		r.Close()
 		return nil, err
-	}
-	switch from.kind {
-	case startEarliest:
-		trunc, ok, err := l.TruncationPoint(ctx)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		if ok {
-			r.next = trunc
-		}
-	case startLatest:
-		end, err := r.end(ctx)
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.next = end
-	case startAt, startAfter:
-		if !from.id.Valid() {
-			r.Close()
-			return nil, errors.Wrapf(walerr.ErrInvalidID, "open reader on log %q at %s", l.info.Name, from.id)
-		}
-		r.next = from.id
-		if from.kind == startAfter {
-			r.next.Entry++
-		}
 	}
 	// Publish the position, then look again: either garbage collection
 	// sees the position and spares the data, or this reload sees the floor
 	// it raised.
-	if err := r.pos.start(ctx, r, r.next.Segment); err != nil {
+	if err := r.retryOpen(ctx, func() error { return r.pos.start(ctx, r, r.next.Segment) }); err != nil {
 		r.Close()
 		return nil, err
 	}
-	if err := r.reload(ctx); err != nil {
+	if err := r.retryOpen(ctx, func() error { return r.reload(ctx) }); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -167,6 +148,60 @@ func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, erro
 	}
 	r.resetBackoff()
 	return r, nil
+}
+
+// place lists the log's segments and sets r.next to from.
+func (r *Reader) place(ctx context.Context, from StartPosition) error {
+	if err := r.reload(ctx); err != nil {
+		return err
+	}
+	switch from.kind {
+	case startEarliest:
+		trunc, ok, err := r.log.TruncationPoint(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.next = trunc
+		}
+	case startLatest:
+		end, err := r.end(ctx)
+		if err != nil {
+			return err
+		}
+		r.next = end
+	case startAt, startAfter:
+		r.next = from.id
+		if from.kind == startAfter {
+			r.next.Entry++
+		}
+	}
+	return nil
+}
+
+// retryOpen runs step, a step of OpenReader, until it succeeds, fails
+// definitely (the log is gone, the client closed, corrupt metadata), or
+// ctx ends; between attempts it waits with the reader's backoff.
+func (r *Reader) retryOpen(ctx context.Context, step func() error) error {
+	for {
+		err := step()
+		if err == nil {
+			return nil
+		}
+		if cerr := r.log.c.usable(); cerr != nil {
+			return cerr
+		}
+		if definite(err) || errors.Is(err, walerr.ErrInvalidID) || errors.Is(err, walerr.ErrCorrupt) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return errors.Wrapf(ctx.Err(), "open reader on log %q (last failure: %v)", r.log.info.Name, err)
+		}
+		r.log.c.logger.Warn("opening a reader failed; retrying", zap.String("log", r.log.info.Name), zap.Error(err))
+		if werr := r.wait(ctx, nil); werr != nil {
+			return errors.Wrapf(werr, "open reader on log %q (last failure: %v)", r.log.info.Name, err)
+		}
+	}
 }
 
 // end returns the position after the last durable entry.
