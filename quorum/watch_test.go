@@ -241,3 +241,32 @@ func appendOne(t *testing.T, w *woodpecker.Writer, p string) {
 		t.Fatalf("append %s: %v", p, err)
 	}
 }
+
+// TestTailReaderOfAWriterInItsClientWatchesNoReplica: a reader following a
+// segment that a writer of its own client writes is woken by that writer,
+// and opens no stream to the replicas.
+func TestTailReaderOfAWriterInItsClientWatchesNoReplica(t *testing.T) {
+	e := newEnv(t)
+	c, faults := e.client()
+	l := e.log(c, "local")
+	w, err := l.OpenWriter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	appendOne(t, w, "e0")
+	r, err := l.OpenReader(context.Background(), woodpecker.Earliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	entries, done := follow(ctx, r)
+	defer func() { cancel(); <-done }()
+	expect(t, entries, done, "e0", 20*time.Second)
+	appendOne(t, w, "e1")
+	expect(t, entries, done, "e1", 20*time.Second)
+	if n := faults.Calls("Watch"); n != 0 {
+		t.Fatalf("the reader opened %d watches of a segment its client writes", n)
+	}
+}

@@ -450,7 +450,7 @@ func (r *Reader) openSegment(ctx context.Context) bool {
 		if pc, ok := r.cur.(segment.PrefetchCursor); ok {
 			pc.SetPrefetch(r.log.c.cfg.Reader.PrefetchBlocks)
 		}
-		if bw, ok := r.log.c.backend.(segment.BlockWatcher); ok && sm.State != meta.SegmentSealed {
+		if bw, ok := r.log.c.backend.(segment.BlockWatcher); ok && sm.State != meta.SegmentSealed && !r.writtenHere(sm.ID) {
 			// Tail reads are pushed: the backend wakes the reader when
 			// a block of the open segment may have become readable.
 			r.tailStop = bw.WatchBlocks(r.life, segmentRef(sm), r.blocks)
@@ -494,6 +494,14 @@ func (r *Reader) closeCursor() {
 		r.cur = nil
 	}
 	r.buf = nil
+}
+
+// writtenHere reports whether a writer of this client writes segment
+// segID: the hub then wakes the reader, and the backend's watch would only
+// repeat it.
+func (r *Reader) writtenHere(segID int64) bool {
+	_, durable, ok := r.log.c.hub.watch(r.log.info.ID)
+	return ok && durable.Segment == segID
 }
 
 // stopTail stops the backend's watch of the open segment, if one runs.
