@@ -306,7 +306,10 @@ type Setup struct {
 	FlushDelayMs       float64 `json:"flush_delay_ms"`
 	LocalFlushDelayMs  float64 `json:"local_flush_delay_ms"`
 	MemoryBudgetBytes  int64   `json:"memory_budget_bytes"`
-	Compression        string  `json:"compression"`
+	// ClientMemoryBudgetBytes is writer.clientMemoryBudgetBytes: what all
+	// the writers hold together, whatever the number of logs.
+	ClientMemoryBudgetBytes int64  `json:"client_memory_budget_bytes"`
+	Compression             string `json:"compression"`
 	// RatePerLog is Config.Rate: appends per second per log, 0 when the
 	// run appends as fast as it can.
 	RatePerLog float64 `json:"rate_per_log,omitempty"`
@@ -579,7 +582,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		StorageType: string(ccfg.Storage.Type), MaxBlockBytes: w.MaxBlockBytes,
 		MaxInflightUploads: w.MaxInflightUploads, FlushDelayMs: float64(w.FlushDelay.Microseconds()) / 1000,
 		LocalFlushDelayMs: float64(w.LocalFlushDelay.Microseconds()) / 1000,
-		MemoryBudgetBytes: w.MemoryBudgetBytes, Compression: string(w.Compression),
+		MemoryBudgetBytes: w.MemoryBudgetBytes, ClientMemoryBudgetBytes: w.ClientMemoryBudgetBytes, Compression: string(w.Compression),
 		RatePerLog: cfg.Rate, BatchWindowMs: float64(w.BatchWindow.Microseconds()) / 1000,
 		ObjectBytes: w.ObjectBytes, MaxInflightObjects: w.MaxInflightObjects,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), StartedAt: time.Now().UTC(), LoadAvgStart: loadAvg(),

@@ -224,6 +224,9 @@ type WriterConfig struct {
 	MaxInflightUploads int `yaml:"maxInflightUploads"`
 	// MemoryBudgetBytes bounds the bytes of entries appended but not yet acknowledged.
 	MemoryBudgetBytes int64 `yaml:"memoryBudgetBytes"`
+	// ClientMemoryBudgetBytes bounds the same for all the writers of one
+	// client together, however many logs it writes.
+	ClientMemoryBudgetBytes int64 `yaml:"clientMemoryBudgetBytes"`
 	// Compression of block payloads.
 	Compression Compression `yaml:"compression"`
 	UploadRetry UploadRetry `yaml:"uploadRetry"`
@@ -358,12 +361,13 @@ func Default() Config {
 			Fencing:        Fencing{ConditionalWrite: ConditionalWriteRequired},
 		},
 		Writer: WriterConfig{
-			MaxEntryBytes:      16 * MiB,
-			MaxBlockBytes:      4 * MiB,
-			FlushDelay:         2 * time.Millisecond,
-			MaxInflightUploads: 4,
-			MemoryBudgetBytes:  64 * MiB,
-			Compression:        CompressionNone,
+			MaxEntryBytes:           16 * MiB,
+			MaxBlockBytes:           4 * MiB,
+			FlushDelay:              2 * time.Millisecond,
+			MaxInflightUploads:      4,
+			MemoryBudgetBytes:       64 * MiB,
+			ClientMemoryBudgetBytes: 256 * MiB,
+			Compression:             CompressionNone,
 			UploadRetry: UploadRetry{
 				MaxAttempts:    5,
 				InitialBackoff: 50 * time.Millisecond,

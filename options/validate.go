@@ -219,6 +219,7 @@ func (v *validator) writer(w WriterConfig) {
 	v.positiveSize("writer.maxEntryBytes", w.MaxEntryBytes)
 	v.positiveSize("writer.maxBlockBytes", w.MaxBlockBytes)
 	v.positiveSize("writer.memoryBudgetBytes", w.MemoryBudgetBytes)
+	v.positiveSize("writer.clientMemoryBudgetBytes", w.ClientMemoryBudgetBytes)
 	v.sizeAtMost("writer.maxEntryBytes", w.MaxEntryBytes, "writer.memoryBudgetBytes", w.MemoryBudgetBytes)
 	v.sizeAtMost("writer.maxBlockBytes", w.MaxBlockBytes, "writer.memoryBudgetBytes", w.MemoryBudgetBytes)
 	v.nonNegative("writer.flushDelay", w.FlushDelay)

@@ -31,6 +31,9 @@ type WriterConfig struct {
 	FlushDelay   time.Duration
 	MaxInflight  int
 	MemoryBudget int64
+	// ClientBudget, when not nil, bounds what every writer sharing it
+	// holds together, on top of MemoryBudget (writer.clientMemoryBudgetBytes).
+	ClientBudget *Budget
 	Compression  Compression
 
 	RollMaxBytes  int64
@@ -200,9 +203,44 @@ func NewWriter(cfg WriterConfig, backend Backend, meta Meta, obs Observer) *Writ
 const entryOverhead = 32
 
 func (w *Writer) weight(n int) int64 {
-	wt := int64(n) + entryOverhead
-	return min(wt, w.cfg.MemoryBudget)
+	wt := min(int64(n)+entryOverhead, w.cfg.MemoryBudget)
+	if b := w.cfg.ClientBudget; b != nil {
+		wt = min(wt, b.size)
+	}
+	return wt
 }
+
+// acquireBudget takes wt bytes of the writer's budget and of the client's.
+func (w *Writer) acquireBudget(ctx context.Context, wt int64) error {
+	if err := w.budget.Acquire(ctx, wt); err != nil {
+		return errors.Wrapf(err, "append: waiting for the writer's memory budget (writer.memoryBudgetBytes, %d bytes)", w.cfg.MemoryBudget)
+	}
+	if b := w.cfg.ClientBudget; b != nil {
+		if err := b.sem.Acquire(ctx, wt); err != nil {
+			w.budget.Release(wt)
+			return errors.Wrapf(err, "append: waiting for the client's memory budget, which its writers share (writer.clientMemoryBudgetBytes, %d bytes)", b.size)
+		}
+	}
+	return nil
+}
+
+// releaseBudget gives back what acquireBudget took.
+func (w *Writer) releaseBudget(wt int64) {
+	if b := w.cfg.ClientBudget; b != nil {
+		b.sem.Release(wt)
+	}
+	w.budget.Release(wt)
+}
+
+// Budget is a memory budget shared by writers: the bytes of their entries
+// appended and not yet acknowledged.
+type Budget struct {
+	sem  *semaphore.Weighted
+	size int64
+}
+
+// NewBudget returns a budget of size bytes.
+func NewBudget(size int64) *Budget { return &Budget{sem: semaphore.NewWeighted(size), size: size} }
 
 // AppendAsync queues payload and returns its future. It blocks, honouring
 // ctx, while the memory budget is exhausted. The writer keeps payload until
@@ -228,15 +266,15 @@ func (w *Writer) appendAsync(ctx context.Context, payload []byte, start time.Tim
 			"append: entry of %d bytes exceeds writer.maxEntryBytes (%d)", len(payload), w.cfg.MaxEntryBytes)
 	}
 	wt := w.weight(len(payload))
-	if err := w.budget.Acquire(ctx, wt); err != nil {
-		return nil, errors.Wrap(err, "append: waiting for memory budget")
+	if err := w.acquireBudget(ctx, wt); err != nil {
+		return nil, err
 	}
 	fut := &Future{done: make(chan struct{})}
 	w.mu.Lock()
 	seg, entry, err := w.core.append(time.Now(), pendingEntry{payload: payload, fut: fut, start: start}, int64(len(payload)))
 	if err != nil {
 		w.mu.Unlock()
-		w.budget.Release(wt)
+		w.releaseBudget(wt)
 		return nil, err
 	}
 	fut.seg, fut.entry = seg, entry
@@ -274,7 +312,7 @@ func (w *Writer) apply() {
 			close(e.fut.done)
 			weight += w.weight(len(e.payload))
 		}
-		w.budget.Release(weight)
+		w.releaseBudget(weight)
 		if s.block != nil {
 			delete(w.encoded, s.block)
 		}

@@ -3,6 +3,7 @@ package segment
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -310,6 +311,58 @@ func TestMemoryBudgetBlocksAppends(t *testing.T) {
 	}
 	r.store.ClearRules()
 	r.store.Release()
+}
+
+// TestClientBudgetBoundsAllWritersTogether: writers sharing a client's
+// budget hold no more unacknowledged bytes together than it allows, each
+// far below its own budget (1,024 logs must not hold 1,024 writer
+// budgets), and the budget comes back as entries are acknowledged.
+func TestClientBudgetBoundsAllWritersTogether(t *testing.T) {
+	cfg := testConfig()
+	cfg.MemoryBudget = 100 * (1000 + entryOverhead)
+	cfg.MaxEntryBytes = 1024
+	cfg.MaxBlockBytes = 1024
+	cfg.ClientBudget = NewBudget(4 * (1000 + entryOverhead))
+	rigs := []*rig{newRig(t, cfg), newRig(t, cfg)}
+	ctx := context.Background()
+	for _, r := range rigs {
+		r.store.Inject(memstore.Rule{Op: memstore.OpPut, Action: memstore.ActionHold, Times: -1})
+	}
+	accepted := 0
+	var futs []*Future
+	for i := 0; ; i++ {
+		actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		f, err := rigs[i%2].w.AppendAsync(actx, make([]byte, 1000))
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "writer.clientMemoryBudgetBytes") {
+				t.Fatalf("blocked append: %v, want a deadline naming writer.clientMemoryBudgetBytes", err)
+			}
+			break
+		}
+		futs = append(futs, f)
+		if accepted++; accepted > 10 {
+			t.Fatal("appends beyond the client's memory budget were accepted")
+		}
+	}
+	if accepted != 4 {
+		t.Fatalf("two writers accepted %d appends of 1000 bytes under a client budget for 4, want 4", accepted)
+	}
+	for _, r := range rigs {
+		r.store.ClearRules()
+		r.store.Release()
+	}
+	for _, f := range futs {
+		<-f.Done()
+		if _, _, err := f.Result(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 8 { // the budget came back: twice as much again goes through
+		if _, _, err := rigs[i%2].w.Append(ctx, make([]byte, 1000)); err != nil {
+			t.Fatalf("append %d after the acknowledgements: %v", i, err)
+		}
+	}
 }
 
 func TestRollAndSeal(t *testing.T) {

@@ -69,6 +69,9 @@ type Client struct {
 	meta    *meta.Store
 	backend segment.Backend
 	hub     *tailHub
+	// budget bounds what all the client's writers hold together
+	// (writer.clientMemoryBudgetBytes).
+	budget  *segment.Budget
 	logger  *zap.Logger
 	metrics Metrics // nil: measure nothing (metrics.go)
 
@@ -94,7 +97,8 @@ func New(ctx context.Context, cfg options.Config, opts ...Option) (*Client, erro
 	if o.logger == nil {
 		o.logger = zap.NewNop()
 	}
-	c := &Client{cfg: cfg, hub: newTailHub(), logger: o.logger, metrics: o.metrics}
+	c := &Client{cfg: cfg, hub: newTailHub(), logger: o.logger, metrics: o.metrics,
+		budget: segment.NewBudget(cfg.Writer.ClientMemoryBudgetBytes)}
 	cli := o.etcd
 	if cli == nil {
 		var err error

@@ -70,7 +70,7 @@ func (l *Log) OpenWriter(ctx context.Context, epoch int64) (*Writer, error) {
 	sw := segment.NewWriter(segment.WriterConfig{
 		LogID: l.info.ID, Epoch: epoch, Owner: tok.String(), FirstSegment: next,
 		MaxEntryBytes: w.MaxEntryBytes, MaxBlockBytes: w.MaxBlockBytes, FlushDelay: flushDelay,
-		MaxInflight: w.MaxInflightUploads, MemoryBudget: w.MemoryBudgetBytes,
+		MaxInflight: w.MaxInflightUploads, MemoryBudget: w.MemoryBudgetBytes, ClientBudget: l.c.budget,
 		Compression:  compression(w.Compression),
 		RollMaxBytes: w.RollMaxBytes, RollMaxAge: w.RollMaxAge, RollMaxBlocks: int64(w.RollMaxBlocks),
 		RetryInitialBackoff: w.UploadRetry.InitialBackoff, RetryMaxBackoff: w.UploadRetry.MaxBackoff,

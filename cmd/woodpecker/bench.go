@@ -506,6 +506,9 @@ func printBenchTable(w io.Writer, r *bench.Result, cfg bench.Config) {
 		fmt.Fprintf(w, "; RSS peak %s (%s before writing, %s high-water mark of the process)",
 			bytesOf(float64(m.PeakRSS)), bytesOf(float64(m.BaselineRSS)), bytesOf(float64(m.HighWaterRSS)))
 	}
+	if b := r.Setup.ClientMemoryBudgetBytes; b > 0 {
+		fmt.Fprintf(w, "; the writers' memory budget: %s (writer.clientMemoryBudgetBytes)", bytesOf(float64(b)))
+	}
 	fmt.Fprintln(w)
 	if hasRaw {
 		_, what := rawLatency(r, cfg)
