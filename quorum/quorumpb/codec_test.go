@@ -14,6 +14,15 @@ func addBlock(size int) *AddBlockRequest {
 		Lac: 5, Uploaded: -1, Uploader: true, CreatedRevision: 7}
 }
 
+// manyRuns returns n runs of one block each, every other block.
+func manyRuns(n int) []int64 {
+	out := make([]int64, 0, 2*n)
+	for i := range int64(n) {
+		out = append(out, 2*i, 2*i)
+	}
+	return out
+}
+
 // split cuts b into buffers of at most n bytes, as the transport hands
 // over a message received in frames.
 func split(b []byte, n int) mem.BufferSlice {
@@ -36,6 +45,9 @@ func TestCodecRoundTripsLikeProto(t *testing.T) {
 		&ReadBlockResponse{Block: addBlock(100 << 10).Block}, &ReadBlockResponse{},
 		&FenceResponse{Known: true, Blocks: []int64{1, 2, 3}, Lac: 2, Uploaded: 1},
 		&AddBlockRequest{},
+		&WatchRequest{Segment: &Segment{LogId: 1, SegmentId: 2}, CreatedRevision: 9}, &WatchEvent{},
+		&WatchEvent{Held: []int64{0, 4, 6, 9}, Lac: 3, Uploaded: -1, Fenced: true, Known: true},
+		&WatchEvent{Held: manyRuns(3000), Lac: 1}, // a stream message beyond bulkMin
 	}
 	for _, m := range msgs {
 		out, err := Codec{}.Marshal(m)
