@@ -83,23 +83,23 @@ func (f *Faults) Replica(addr string) (quorumpb.LogStoreClient, error) {
 	return faultyReplica{f: f, addr: addr, c: c}, nil
 }
 
-// before decides a call's fate: an error to return without calling, the
-// delay to wait first, and whether to drop the reply.
-func (f *Faults) before(addr, method string) (err error, delay time.Duration, drop bool) {
+// before decides a call's fate: the delay to wait first, whether to drop
+// the reply, and an error to return without calling.
+func (f *Faults) before(addr, method string) (delay time.Duration, drop bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[method]++
 	if n, ok := f.failNth[method]; ok {
 		if n <= 1 {
 			delete(f.failNth, method)
-			return status.Errorf(codes.Unavailable, "quorum faults: call of %s to %s failed", method, addr), 0, false
+			return 0, false, status.Errorf(codes.Unavailable, "quorum faults: call of %s to %s failed", method, addr)
 		}
 		f.failNth[method] = n - 1
 	}
 	if f.partitions[addr] {
-		return status.Errorf(codes.Unavailable, "quorum faults: %s is partitioned", addr), 0, false
+		return 0, false, status.Errorf(codes.Unavailable, "quorum faults: %s is partitioned", addr)
 	}
-	return nil, f.delays[addr], f.dropReply[addr]
+	return f.delays[addr], f.dropReply[addr], nil
 }
 
 func call[Req, Resp any](ctx context.Context, r faultyReplica, method string, req Req,
@@ -111,7 +111,7 @@ func call[Req, Resp any](ctx context.Context, r faultyReplica, method string, re
 	if hook != nil {
 		hook()
 	}
-	err, delay, drop := r.f.before(r.addr, method)
+	delay, drop, err := r.f.before(r.addr, method)
 	if err != nil {
 		return zero, err
 	}

@@ -60,7 +60,7 @@ func TestWatchSendsTheStateAtOnceAndOnEveryChangeUntilRelease(t *testing.T) {
 	req := addReq(t, 1)
 	req.Lac = 0
 	mustAdd(t, r, req)
-	ev = recvUntil(t, s, "block 1 and the LAC", func(ev *quorumpb.WatchEvent) bool {
+	recvUntil(t, s, "block 1 and the LAC", func(ev *quorumpb.WatchEvent) bool {
 		return slices.Equal(ev.GetHeld(), []int64{0, 1}) && ev.GetLac() == 0
 	})
 	mustAdd(t, r, addReq(t, 3)) // block 2 missed: two runs

@@ -108,9 +108,6 @@ const (
 	Fenced Outcome = "fenced"
 )
 
-// definite reports whether the outcome says the operation changed nothing.
-func (o Outcome) definite() bool { return o == Fail || o == Fenced }
-
 // StartMode is where a reader session started.
 type StartMode string
 
