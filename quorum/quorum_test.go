@@ -35,8 +35,9 @@ func newEnv(t *testing.T) *env {
 		prefix: testenv.UniquePrefix(t)}
 }
 
-// client opens a client with its own transport wrapped in faults.
-func (e *env) client() (*woodpecker.Client, *quorum.Faults) {
+// client opens a client with its own transport wrapped in faults, its
+// configuration changed by tweaks.
+func (e *env) client(tweaks ...func(*options.Config)) (*woodpecker.Client, *quorum.Faults) {
 	e.t.Helper()
 	cfg := options.Default()
 	cfg.Etcd.RootPath = e.prefix
@@ -45,6 +46,9 @@ func (e *env) client() (*woodpecker.Client, *quorum.Faults) {
 	cfg.Quorum.CallTimeout = time.Second
 	cfg.Writer.UploadRetry.TotalTimeout = 3 * time.Second
 	cfg.Writer.UploadRetry.MaxBackoff = 200 * time.Millisecond
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	tr := quorum.NewGRPCTransport(nil)
 	faults := quorum.NewFaults(tr)
 	c, err := woodpecker.New(context.Background(), cfg, woodpecker.WithEtcdClient(testenv.Etcd(e.t)),

@@ -22,24 +22,9 @@ import (
 // writer within a test only if a replica pushes it.
 func (e *env) tailClient(tailBackoff time.Duration) (*woodpecker.Client, *quorum.Faults) {
 	e.t.Helper()
-	cfg := options.Default()
-	cfg.Etcd.RootPath = e.prefix
-	cfg.Mode = options.ModeQuorumBuffer
-	cfg.Quorum.LogStores = e.cluster.Addrs()
-	cfg.Quorum.CallTimeout = time.Second
-	cfg.Reader.TailBackoffMin, cfg.Reader.TailBackoffMax = tailBackoff, tailBackoff
-	tr := quorum.NewGRPCTransport(nil)
-	faults := quorum.NewFaults(tr)
-	c, err := woodpecker.New(context.Background(), cfg, woodpecker.WithEtcdClient(testenv.Etcd(e.t)),
-		woodpecker.WithObjectStore(e.store), woodpecker.WithQuorumTransport(faults))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		_ = c.Close()
-		_ = tr.Close()
+	return e.client(func(cfg *options.Config) {
+		cfg.Reader.TailBackoffMin, cfg.Reader.TailBackoffMax = tailBackoff, tailBackoff
 	})
-	return c, faults
 }
 
 // follow reads r in the background until ctx ends, sending what it reads

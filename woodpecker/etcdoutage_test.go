@@ -18,20 +18,7 @@ import (
 // appends it. (Found by the chaos suite: Next returned the failed reload
 // of the segment list at once.)
 func TestReaderWaitsOutAnEtcdOutage(t *testing.T) {
-	etcd := testenv.StartEtcd(t)
-	cfg := options.Default()
-	cfg.Etcd.Endpoints = etcd.Endpoints()
-	cfg.Etcd.RootPath = testenv.UniquePrefix(t)
-	cfg.Etcd.DialTimeout = time.Second
-	cfg.Etcd.RequestTimeout = 300 * time.Millisecond
-	cfg.Storage.Type = options.StorageLocal
-	cfg.Storage.RootPath = t.TempDir()
-	cfg.Reader.TailBackoffMax = 200 * time.Millisecond
-	c, err := woodpecker.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	etcd, c := outageClient(t)
 	l := openLog(t, c, "outage")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -113,20 +100,7 @@ func TestReaderWaitsOutAnEtcdOutage(t *testing.T) {
 // answer still comes at once: a reader on a deleted log fails with
 // ErrLogNotFound, not after the caller's deadline.
 func TestOpenReaderWaitsOutAnEtcdOutage(t *testing.T) {
-	etcd := testenv.StartEtcd(t)
-	cfg := options.Default()
-	cfg.Etcd.Endpoints = etcd.Endpoints()
-	cfg.Etcd.RootPath = testenv.UniquePrefix(t)
-	cfg.Etcd.DialTimeout = time.Second
-	cfg.Etcd.RequestTimeout = 300 * time.Millisecond
-	cfg.Storage.Type = options.StorageLocal
-	cfg.Storage.RootPath = t.TempDir()
-	cfg.Reader.TailBackoffMax = 200 * time.Millisecond
-	c, err := woodpecker.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	etcd, c := outageClient(t)
 	l := openLog(t, c, "outage")
 	gone := openLog(t, c, "gone")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -183,4 +157,26 @@ func TestOpenReaderWaitsOutAnEtcdOutage(t *testing.T) {
 			t.Fatalf("entry %d: %q, want %q", i, e.Payload, want)
 		}
 	}
+}
+
+// outageClient returns a dedicated etcd process, for the test to stop and
+// start, and a client on it (local storage) with short etcd deadlines and
+// tail backoff.
+func outageClient(t *testing.T) (*testenv.EtcdProcess, *woodpecker.Client) {
+	t.Helper()
+	etcd := testenv.StartEtcd(t)
+	cfg := options.Default()
+	cfg.Etcd.Endpoints = etcd.Endpoints()
+	cfg.Etcd.RootPath = testenv.UniquePrefix(t)
+	cfg.Etcd.DialTimeout = time.Second
+	cfg.Etcd.RequestTimeout = 300 * time.Millisecond
+	cfg.Storage.Type = options.StorageLocal
+	cfg.Storage.RootPath = t.TempDir()
+	cfg.Reader.TailBackoffMax = 200 * time.Millisecond
+	c, err := woodpecker.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return etcd, c
 }
