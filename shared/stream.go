@@ -41,7 +41,31 @@ type StreamConfig struct {
 	// RetryTimeout bounds the attempts of one object's PUT, and of its
 	// commit; RetryInitial and RetryMax shape the backoff between them.
 	RetryTimeout, RetryInitial, RetryMax time.Duration
+	// Metrics, when not nil, learns what the stream does.
+	Metrics StreamMetrics
 }
+
+// StreamMetrics learns what a stream does, for monitoring. Its methods are
+// called from the stream's goroutines, never with its lock held; they must
+// be safe for concurrent use and must not block.
+type StreamMetrics interface {
+	// ObjectWritten reports one object's PUT, retries included: its size,
+	// the blocks it holds, how long it took, and err (nil: written).
+	ObjectWritten(bytes, blocks int, d time.Duration, err error)
+	// ObjectCommitted reports one object's etcd commit, retries included:
+	// how long it took and err (nil: every block's outcome is known, fenced
+	// logs included; an error leaves them unknown).
+	ObjectCommitted(d time.Duration, err error)
+	// UploadLimit reports the number of PUTs the stream now allows at once
+	// (the adaptive limit), whenever it changes.
+	UploadLimit(n int)
+}
+
+type noStreamMetrics struct{}
+
+func (noStreamMetrics) ObjectWritten(int, int, time.Duration, error) {}
+func (noStreamMetrics) ObjectCommitted(time.Duration, error)         {}
+func (noStreamMetrics) UploadLimit(int)                              {}
 
 // maxObjectBlocks keeps a commit within etcd's operation limit: one put per
 // block and one for the object's record.
@@ -121,7 +145,11 @@ func NewStream(cfg StreamConfig, store objstore.Store, index Index, root string,
 	}
 	s := &Stream{cfg: cfg, store: store, index: index, root: root, proc: hex.EncodeToString(id[:]), logger: logger}
 	s.cfg.MaxInflight = max(s.cfg.MaxInflight, 1)
+	if s.cfg.Metrics == nil {
+		s.cfg.Metrics = noStreamMetrics{}
+	}
 	s.limit = newAdaptiveLimit(s.cfg.MaxInflight)
+	s.cfg.Metrics.UploadLimit(s.limit.cur)
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -252,8 +280,10 @@ func (s *Stream) upload(name string, b *batch, release func()) {
 	for _, p := range b.items {
 		p.ext = byBlock[[3]int64{p.piece.LogID, p.piece.SegmentID, p.piece.BlockNo}]
 	}
+	start := time.Now()
 	err := s.put(key, data)
 	release()
+	s.cfg.Metrics.ObjectWritten(len(data), len(b.items), time.Since(start), err)
 	if err != nil {
 		for _, p := range b.items {
 			p.finish(err)
@@ -261,7 +291,9 @@ func (s *Stream) upload(name string, b *batch, release func()) {
 		return
 	}
 	s.puts.Add(1)
-	s.commit(key, b.items)
+	start = time.Now()
+	err = s.commit(key, b.items)
+	s.cfg.Metrics.ObjectCommitted(time.Since(start), err)
 }
 
 // put writes the object create-only, retrying transient failures. A retry
@@ -275,8 +307,13 @@ func (s *Stream) put(key string, data []byte) error {
 		err := s.store.Put(ctx, key, data, objstore.PutOptions{IfNotExists: true})
 		if err == nil {
 			s.mu.Lock()
+			before := s.limit.cur
 			s.limit.observe(time.Since(start), int64(len(data)))
+			now := s.limit.cur
 			s.mu.Unlock()
+			if now != before {
+				s.cfg.Metrics.UploadLimit(now)
+			}
 		}
 		if err == nil || (attempt > 1 && errors.Is(err, objstore.ErrAlreadyExists)) {
 			return nil
@@ -295,7 +332,8 @@ func (s *Stream) put(key string, data []byte) error {
 // commit commits the blocks' extents in one transaction per attempt.
 // Blocks of logs whose owner changed fail with ErrFenced and the others
 // are committed again at once; a failed attempt is retried with backoff.
-func (s *Stream) commit(key string, items []*pending) {
+// It returns the error that left the remaining blocks' outcome unknown.
+func (s *Stream) commit(key string, items []*pending) error {
 	ctx, cancel := context.WithTimeout(s.stop, s.cfg.RetryTimeout)
 	defer cancel()
 	backoff := s.cfg.RetryInitial
@@ -313,7 +351,7 @@ func (s *Stream) commit(key string, items []*pending) {
 			for _, p := range items {
 				p.finish(nil)
 			}
-			return
+			return nil
 		case err == nil:
 			out := make(map[int64]bool, len(fenced))
 			for _, id := range fenced {
@@ -336,11 +374,12 @@ func (s *Stream) commit(key string, items []*pending) {
 			for _, p := range items {
 				p.finish(walerr.Mark(err, walerr.ErrUnknownOutcome))
 			}
-			return
+			return err
 		}
 		s.logger.Warn("shared object commit failed; retrying", zap.String("object", key), zap.Error(err))
 		backoff = min(2*backoff, s.cfg.RetryMax)
 	}
+	return nil // every log of the object was fenced: each block's outcome is known
 }
 
 // fencedOutcome is the outcome of a block whose log's owner changed. When

@@ -443,3 +443,79 @@ func TestWindowPacesObjects(t *testing.T) {
 		t.Fatalf("the block that waited for the window: %v, want ErrClosed at Close", err)
 	}
 }
+
+// recordingMetrics keeps what a stream reports.
+type recordingMetrics struct {
+	mu                      sync.Mutex
+	written, failed, blocks int
+	commits, commitsUnknown int
+	limits                  []int
+}
+
+func (m *recordingMetrics) ObjectWritten(_, blocks int, _ time.Duration, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.failed++
+		return
+	}
+	m.written++
+	m.blocks += blocks
+}
+
+func (m *recordingMetrics) ObjectCommitted(_ time.Duration, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.commitsUnknown++
+		return
+	}
+	m.commits++
+}
+
+func (m *recordingMetrics) UploadLimit(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.limits = append(m.limits, n)
+}
+
+// TestStreamReportsEachObject: monitoring sees every object once, with
+// the blocks it holds, its commit, and the upload limit; an object whose
+// PUT gave up is reported failed and never as committed.
+func TestStreamReportsEachObject(t *testing.T) {
+	rec := &recordingMetrics{}
+	cfg := streamConfig(0)
+	cfg.Metrics = rec
+	s, store, idx := newTestStream(t, cfg)
+	toks := map[int64]meta.WriterToken{}
+	for id := range int64(5) {
+		toks[id] = idx.own(id, 1)
+	}
+	for id, err := range writeAll(t, s, toks, 0) {
+		if err != nil {
+			t.Fatalf("log %d: %v", id, err)
+		}
+	}
+	rec.mu.Lock()
+	puts, _ := s.Stats()
+	if rec.written != int(puts) || rec.blocks != 5 || rec.commits != rec.written || rec.failed != 0 {
+		t.Fatalf("%d objects stored; reported %d written holding %d blocks, %d committed, %d failed",
+			puts, rec.written, rec.blocks, rec.commits, rec.failed)
+	}
+	if len(rec.limits) == 0 || rec.limits[0] != cfg.MaxInflight {
+		t.Fatalf("upload limits reported %v, want %d first", rec.limits, cfg.MaxInflight)
+	}
+	written := rec.written
+	rec.mu.Unlock()
+
+	store.Inject(memstore.Rule{Op: memstore.OpPut, Action: memstore.ActionFail, Times: -1})
+	s.cfg.RetryTimeout = 50 * time.Millisecond
+	if _, err := s.Write(context.Background(), toks[0], piece(t, 0, 0, 1, 1)); err == nil {
+		t.Fatal("a block of an unwritten object succeeded")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.failed != 1 || rec.written != written || rec.commits != written {
+		t.Fatalf("after a PUT that gave up: %d failed, %d written, %d committed", rec.failed, rec.written, rec.commits)
+	}
+}

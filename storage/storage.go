@@ -65,6 +65,7 @@ type openOptions struct {
 	tr    quorum.Transport
 	index shared.Index
 	log   *zap.Logger
+	sm    shared.StreamMetrics
 }
 
 // WithIndex gives Open the metadata that shared objects commit to and
@@ -72,6 +73,11 @@ type openOptions struct {
 // shared objects can be neither written nor read.
 func WithIndex(index shared.Index, logger *zap.Logger) Option {
 	return func(o *openOptions) { o.index, o.log = index, logger }
+}
+
+// WithStreamMetrics makes the shared-object stream report to m.
+func WithStreamMetrics(m shared.StreamMetrics) Option {
+	return func(o *openOptions) { o.sm = m }
 }
 
 // WithQuorumTransport makes QuorumBuffer reach its LogStores through t,
@@ -161,7 +167,7 @@ func openShared(cfg options.Config, objects *segment.ObjectBackend, o openOption
 	b := shared.NewBackend(objects, o.index, shared.StreamConfig{
 		Window: w.BatchWindow, ObjectSize: w.ObjectBytes, MaxInflight: w.MaxInflightObjects,
 		RetryTimeout: w.UploadRetry.TotalTimeout, RetryInitial: w.UploadRetry.InitialBackoff,
-		RetryMax: w.UploadRetry.MaxBackoff,
+		RetryMax: w.UploadRetry.MaxBackoff, Metrics: o.sm,
 	}, o.log)
 	prev := st.close
 	st.close = func() error {

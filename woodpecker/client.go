@@ -171,6 +171,9 @@ func etcdTLS(t options.EtcdTLS) (*tls.Config, error) {
 
 func (c *Client) openStorage(ctx context.Context, o clientOptions) error {
 	opts := []storage.Option{storage.WithEtcd(c.meta.Client()), storage.WithIndex(c.meta, c.logger)}
+	if m, ok := o.metrics.(SharedObjectMetrics); ok {
+		opts = append(opts, storage.WithStreamMetrics(m))
+	}
 	if o.store != nil {
 		opts = append(opts, storage.WithStore(o.store))
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Fencing events, the event argument of Metrics.Fencing.
@@ -49,6 +50,12 @@ type Metrics interface {
 	// by a Reader.
 	ObserveRead(n int, bytes int64)
 }
+
+// SharedObjectMetrics is what a Metrics that implements it also learns
+// when the client writes shared objects (writer.batchWindow > 0): each
+// object's PUT and etcd commit, and the process's adaptive upload limit.
+// The woodpecker command's Prometheus metrics implement it.
+type SharedObjectMetrics = shared.StreamMetrics
 
 // WithMetrics makes the client report to m what its writers and readers
 // do. Without it nothing is measured. The caller keeps ownership of m.

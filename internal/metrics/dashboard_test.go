@@ -34,6 +34,7 @@ func TestDashboardMatchesMetrics(t *testing.T) {
 	// Give every vector a child so that Gather lists it.
 	m.ObserveAppend(1, time.Millisecond, nil)
 	m.Fencing(FencePlaced)
+	m.ObjectCommitted(time.Millisecond, nil)
 	m.SetReaderLag("l", 1)
 	families, err := m.Registry().Gather()
 	if err != nil {

@@ -80,6 +80,13 @@ type Metrics struct {
 	readBytes   prometheus.Counter
 	readerLag   *prometheus.GaugeVec
 
+	sharedObjects       *prometheus.CounterVec
+	sharedObjectBytes   prometheus.Histogram
+	sharedObjectBlocks  prometheus.Histogram
+	sharedPutLatency    prometheus.Histogram
+	sharedCommitLatency prometheus.Histogram
+	sharedUploadLimit   prometheus.Gauge
+
 	gc *gcCollector
 }
 
@@ -128,6 +135,18 @@ func New() *Metrics {
 	m.readerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "reader",
 		Name: "lag_entries", Help: "Durable entries a reader of the log has not read yet."}, []string{"log"})
 	f(m.readerLag)
+
+	m.sharedObjects = counterVec("shared", "objects_total",
+		"Shared objects (writer.batchWindow > 0) by outcome: committed, put_failed (the PUT gave up) or commit_unknown (the etcd commit gave up: its blocks' outcome is unknown).", "result")
+	m.sharedObjectBytes = histogram("shared", "object_bytes", "Size of the shared objects written.", sizeBuckets)
+	m.sharedObjectBlocks = histogram("shared", "object_blocks", "Blocks (of all logs) in each shared object written.",
+		prometheus.ExponentialBuckets(1, 2, 8))
+	m.sharedPutLatency = histogram("shared", "put_latency_seconds", "Time to write one shared object, retries included.", latencyBuckets)
+	m.sharedCommitLatency = histogram("shared", "commit_latency_seconds",
+		"Time to commit one shared object's blocks in etcd, retries included.", latencyBuckets)
+	m.sharedUploadLimit = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Subsystem: "shared",
+		Name: "upload_limit", Help: "Shared-object PUTs the process allows at once: the adaptive limit, at most writer.maxInflightObjects."})
+	f(m.sharedUploadLimit)
 
 	m.gc = newGCCollector()
 	f(m.gc)
@@ -195,6 +214,38 @@ func (m *Metrics) BlockWriteDone(size int, d time.Duration, err error) {
 	m.blockBytes.Observe(float64(size))
 	m.uploadLatency.Observe(d.Seconds())
 }
+
+// Shared objects' outcomes, the values of the "result" label of
+// shared_objects_total.
+const (
+	SharedCommitted     = "committed"
+	SharedPutFailed     = "put_failed"
+	SharedCommitUnknown = "commit_unknown"
+)
+
+// ObjectWritten records one shared object's PUT (shared.StreamMetrics).
+func (m *Metrics) ObjectWritten(bytes, blocks int, d time.Duration, err error) {
+	if err != nil {
+		m.sharedObjects.WithLabelValues(SharedPutFailed).Inc()
+		return
+	}
+	m.sharedObjectBytes.Observe(float64(bytes))
+	m.sharedObjectBlocks.Observe(float64(blocks))
+	m.sharedPutLatency.Observe(d.Seconds())
+}
+
+// ObjectCommitted records one shared object's etcd commit.
+func (m *Metrics) ObjectCommitted(d time.Duration, err error) {
+	if err != nil {
+		m.sharedObjects.WithLabelValues(SharedCommitUnknown).Inc()
+		return
+	}
+	m.sharedObjects.WithLabelValues(SharedCommitted).Inc()
+	m.sharedCommitLatency.Observe(d.Seconds())
+}
+
+// UploadLimit records the shared stream's current upload limit.
+func (m *Metrics) UploadLimit(n int) { m.sharedUploadLimit.Set(float64(n)) }
 
 // SegmentSealed counts a seal record written.
 func (m *Metrics) SegmentSealed() { m.segmentsSealed.Inc() }

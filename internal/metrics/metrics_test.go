@@ -18,6 +18,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -295,5 +296,30 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 		if strings.Contains(mt.Desc().String(), `"`+f.name+`"`) {
 			ch <- mt
 		}
+	}
+}
+
+// TestSharedObjectEvents: a shared object's PUT and commit, and the
+// adaptive upload limit, show up under woodpecker_shared_*; a PUT or a
+// commit that gave up counts by its outcome and adds no latency sample.
+func TestSharedObjectEvents(t *testing.T) {
+	m := New()
+	var _ shared.StreamMetrics = m // the client hands it to the stream
+	m.ObjectWritten(1<<20, 16, 5*time.Millisecond, nil)
+	m.ObjectCommitted(3*time.Millisecond, nil)
+	m.ObjectWritten(1<<20, 16, time.Minute, errors.New("store down"))
+	m.ObjectWritten(1<<10, 1, time.Millisecond, nil)
+	m.ObjectCommitted(time.Minute, errors.New("etcd down"))
+	m.UploadLimit(3)
+	for result, want := range map[string]float64{SharedCommitted: 1, SharedPutFailed: 1, SharedCommitUnknown: 1} {
+		if got := testutil.ToFloat64(m.sharedObjects.WithLabelValues(result)); got != want {
+			t.Errorf("shared objects %s: %v, want %v", result, got, want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.sharedPutLatency); got != 1 {
+		t.Errorf("PUT latency series: %d", got)
+	}
+	if got := testutil.ToFloat64(m.sharedUploadLimit); got != 3 {
+		t.Errorf("upload limit %v, want 3", got)
 	}
 }
