@@ -272,7 +272,15 @@ func (s *Store) mkdirAll(dir string) error {
 		if !errors.Is(err, fs.ErrExist) {
 			return errors.Wrapf(err, "create directory %q", dir)
 		}
-		if !s.isDir(dir) {
+		fi, err := s.fs.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// A concurrent Delete removed it, empty, after Mkdir saw it:
+			// Put makes it again (its retry on ErrNotExist).
+			return errors.Wrapf(err, "create directory %q: removed meanwhile", dir)
+		case err != nil:
+			return errors.Wrapf(err, "create directory %q", dir)
+		case !fi.IsDir():
 			return errors.Wrapf(syscall.ENOTDIR, "create directory %q: an object has that name", dir)
 		}
 	}

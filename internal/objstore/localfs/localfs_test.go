@@ -3,6 +3,7 @@ package localfs
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/vfs"
+	"github.com/woodpecker-wal/woodpecker/internal/vfs/errorfs"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -390,5 +393,27 @@ func TestOpenReadOnlyDirectory(t *testing.T) {
 	}
 	if _, err := Open(t.Context(), Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Fatalf("open of read-only %s: %v, want 'not writable'", dir, err)
+	}
+}
+
+// TestPutRemakesADirectoryRemovedUnderIt: a concurrent Delete may remove a
+// directory, empty, between a Put's mkdir finding it and its look at what
+// it found. The Put makes it again, as when the directory goes before its
+// temporary file is created; it is no key conflict (under load,
+// TestConcurrentPutDeleteSameDirectory failed so).
+func TestPutRemakesADirectoryRemovedUnderIt(t *testing.T) {
+	efs := errorfs.Wrap(vfs.Default)
+	s, err := Open(context.Background(), Config{Dir: t.TempDir(), FS: efs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first mkdir of "e" reports it existing, when it does not: what
+	// it sees when the Delete removes it right after.
+	efs.Inject(errorfs.Rule{Op: errorfs.OpMkdir, Pattern: "e", Nth: 1, Err: fs.ErrExist})
+	if err := s.Put(context.Background(), "d/e/k", []byte("v"), objstore.PutOptions{IfNotExists: true}); err != nil {
+		t.Fatalf("put into a directory removed under it: %v", err)
+	}
+	if got, err := s.Get(context.Background(), "d/e/k"); err != nil || string(got) != "v" {
+		t.Fatalf("get: %q %v", got, err)
 	}
 }
