@@ -95,9 +95,10 @@ type runner struct {
 	readers []*proc // by slot
 
 	remembered map[string][]woodpecker.EntryID
-	// need is, per log, the first writer process of the current cycle's
-	// writer fault: recovery counts its acknowledgements only.
-	need map[int]int
+	// need is, per log, the activation number (proc.active) of the first
+	// writer of the current cycle's writer fault: recovery counts the
+	// acknowledgements of writers activated since only.
+	need map[int]int64
 	// spans are the cycles run, for the timeline and the plot.
 	spans []cycleSpan
 
@@ -285,7 +286,7 @@ func (r *runner) plan(cy cycle, f fault) []step {
 			if w := r.newestWriter(f.Log); w != nil {
 				w.kill()
 			}
-			r.need[f.Log] = r.startWriter(f.Log, r.nextEpoch(f.Log)).id
+			r.need[f.Log] = r.startWriter(f.Log, r.nextEpoch(f.Log)).activeSince()
 		}}}
 	case pauseWriter:
 		var w *proc
@@ -296,7 +297,7 @@ func (r *runner) plan(cy cycle, f fault) []step {
 		}}}
 		if f.Replace {
 			steps = append(steps, step{300 * time.Millisecond, func() {
-				r.need[f.Log] = r.startWriter(f.Log, r.nextEpoch(f.Log)).id
+				r.need[f.Log] = r.startWriter(f.Log, r.nextEpoch(f.Log)).activeSince()
 			}})
 		}
 		return append(steps, step{f.Hold, func() {
@@ -307,14 +308,14 @@ func (r *runner) plan(cy cycle, f fault) []step {
 	case sameEpoch:
 		return []step{{0, func() {
 			e := r.nextEpoch(f.Log)
-			r.need[f.Log] = r.startWriter(f.Log, e).id
+			r.need[f.Log] = r.startWriter(f.Log, e).activeSince()
 			r.startWriter(f.Log, e)
 		}}}
 	case racingEpochs:
 		return []step{{0, func() {
 			e1 := r.nextEpoch(f.Log)
 			e2 := r.nextEpoch(f.Log)
-			r.need[f.Log] = r.startWriter(f.Log, e2).id
+			r.need[f.Log] = r.startWriter(f.Log, e2).activeSince()
 			r.startWriter(f.Log, e1)
 		}}}
 	case killReader:
@@ -417,7 +418,7 @@ func (r *runner) runCycle(cy cycle) {
 		r.overlaps++
 	}
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at < steps[j].at })
-	r.need = map[int]int{}
+	r.need = map[int]int64{}
 	start := time.Now()
 	injected := r.c.clock.Now()
 	for _, s := range steps {
@@ -470,12 +471,12 @@ func (r *runner) timeline(s cycleSpan) {
 }
 
 // settle waits until every log has acknowledged a write after healed, from
-// a writer process numbered need[log] or higher (0: any; the new writer of a
-// writer fault), and returns how long the slowest took. A log whose writers
+// a writer activated as need[log] or later (0: any; the new writer of a
+// writer fault, then any repair), and returns how long the slowest took. A log whose writers
 // all ended (fenced, killed) gets a new writer at once; one that makes no
 // progress for repairAfter gets one too (a repair, reported); one that makes
 // none for progressLimit is wedged.
-func (r *runner) settle(healed time.Time, need map[int]int) (time.Duration, bool) {
+func (r *runner) settle(healed time.Time, need map[int]int64) (time.Duration, bool) {
 	repaired := make([]bool, len(r.logs))
 	for {
 		done := true
@@ -518,17 +519,20 @@ func (r *runner) settle(healed time.Time, need map[int]int) (time.Duration, bool
 
 // ackedSince returns when the first writer of log numbered minProc or
 // higher that acknowledged a write after t last did so.
-func (r *runner) ackedSince(log int, t time.Time, minProc int) (time.Time, bool) {
+func (r *runner) ackedSince(log int, t time.Time, minActive int64) (time.Time, bool) {
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
 	var first time.Time
 	for _, p := range r.c.procs {
-		if p.role != roleWriter || p.log != r.logs[log] || p.id < minProc {
+		if p.role != roleWriter || p.log != r.logs[log] {
 			continue
 		}
 		p.mu.Lock()
-		at := p.lastAck
+		at, active := p.lastAck, p.active
 		p.mu.Unlock()
+		if active == 0 || active < minActive {
+			continue
+		}
 		if at.After(t) && (first.IsZero() || at.Before(first)) {
 			first = at
 		}

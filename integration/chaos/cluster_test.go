@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,10 @@ const (
 // writer and reader child processes. Its methods are called from the test's
 // goroutine, except where noted.
 type cluster struct {
+	// activations numbers writers in the order they became active (see
+	// proc.active).
+	activations atomic.Int64
+
 	t     *testing.T
 	mode  string
 	dir   string // history files, configurations, logs of the processes
@@ -269,7 +274,11 @@ type proc struct {
 	err   error // after done
 
 	mu      sync.Mutex
-	standby bool      // a spare writer not told GO yet
+	standby bool // a spare writer not told GO yet
+	// active numbers a writer in the order writers became active, from 1;
+	// 0 for a spare not told GO yet. A spare is started long before it is
+	// told GO: its id says when it started, not when it began writing.
+	active  int64
 	ready   bool      // READY seen
 	lastAck time.Time // when its newest ACK line arrived
 	fenced  bool
@@ -317,6 +326,9 @@ func (c *cluster) startChild(spec childSpec) *proc {
 	}
 	p := &proc{c: c, id: id, role: spec.Role, log: spec.Log, epoch: spec.Epoch, spec: spec, cmd: cmd, stdin: stdin,
 		done: make(chan struct{}), standby: spec.Standby}
+	if spec.Role == roleWriter && !spec.Standby {
+		p.active = c.activations.Add(1)
+	}
 	c.mu.Lock()
 	c.procs[id] = p
 	c.mu.Unlock()
@@ -411,7 +423,15 @@ func (p *proc) activate(epoch int64) bool {
 		return false
 	}
 	p.standby, p.epoch = false, epoch
+	p.active = p.c.activations.Add(1)
 	return true
+}
+
+// activeSince returns the writer's activation number (proc.active).
+func (p *proc) activeSince() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active
 }
 
 // signal sends sig to the child's process group.
