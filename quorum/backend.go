@@ -614,7 +614,7 @@ func (b *Backend) visible(ctx context.Context, ref segment.Ref) (int64, segment.
 	if err != nil {
 		return 0, segment.SealInfo{}, nil, err
 	}
-	return VisibleWithLAC(sv.stored.Blocks, sv.held(), sv.lac), sv.stored, sv.cs, nil
+	return VisibleWithLAC(sv.stored.Blocks, HeldBy(sv.answers), sv.lac), sv.stored, sv.cs, nil
 }
 
 // survey is what an open segment's replicas and object storage hold.
@@ -623,17 +623,6 @@ type survey struct {
 	lac     int64 // the highest LAC an answer reported (-1: none)
 	stored  segment.SealInfo
 	cs      []quorumpb.LogStoreClient
-}
-
-// held lists the blocks each answering replica holds.
-func (sv survey) held() [][]int64 {
-	var held [][]int64
-	for _, a := range sv.answers {
-		if a.Kind != Unreachable {
-			held = append(held, a.Blocks)
-		}
-	}
-	return held
 }
 
 // survey asks the segment's replicas what they hold, then lists object

@@ -115,18 +115,17 @@ func DecideRecovery(answers []Answer, stored int64) (Decision, error) {
 // 0..n-1 each in object storage (the first stored) or held by AckQuorum
 // replicas, which every recovery keeps. held lists, per replica, the
 // blocks it holds.
-func Visible(stored int64, held [][]int64) int64 {
-	count := map[int64]int{}
-	for _, blocks := range held {
-		for _, b := range slices.Compact(slices.Sorted(slices.Values(blocks))) {
-			count[b]++
+func Visible(stored int64, held [][]int64) int64 { return VisibleWithLAC(stored, held, -1) }
+
+// HeldBy lists the blocks each answering replica holds.
+func HeldBy(answers []Answer) [][]int64 {
+	var held [][]int64
+	for _, a := range answers {
+		if a.Kind != Unreachable {
+			held = append(held, a.Blocks)
 		}
 	}
-	n := stored
-	for count[n] >= AckQuorum {
-		n++
-	}
-	return n
+	return held
 }
 
 // LatestEnd returns a number of blocks n of an open segment such that
@@ -148,13 +147,8 @@ func Visible(stored int64, held [][]int64) int64 {
 // fewer vouching replicas no answer bounds the acknowledged blocks:
 // ErrNoQuorum, to retry when more replicas answer.
 func LatestEnd(stored int64, answers []Answer, lac int64) (int64, error) {
-	var held [][]int64
 	known, last := 0, int64(-1)
 	for _, a := range answers {
-		if a.Kind == Unreachable {
-			continue
-		}
-		held = append(held, a.Blocks)
 		if a.Kind == Known {
 			known++
 			for _, b := range a.Blocks {
@@ -162,7 +156,7 @@ func LatestEnd(stored int64, answers []Answer, lac int64) (int64, error) {
 			}
 		}
 	}
-	n := VisibleWithLAC(stored, held, lac)
+	n := VisibleWithLAC(stored, HeldBy(answers), lac)
 	switch {
 	case known == EnsembleSize:
 		// Every replica vouches: an acknowledged block is held by
@@ -176,13 +170,24 @@ func LatestEnd(stored int64, answers []Answer, lac int64) (int64, error) {
 	}
 }
 
-// VisibleWithLAC is Visible, at least through lac, the highest
-// last-add-confirmed a replica reported: the writer acknowledged blocks
-// 0..lac, so a quorum holds each (or object storage does), whichever
-// replica is silent. Without it, a silent replica that holds a block with
+// VisibleWithLAC is Visible through at least lac, the highest
+// last-add-confirmed a replica reported, and on past it over blocks held
+// by AckQuorum replicas: the writer acknowledged blocks 0..lac, so a
+// quorum holds each (or object storage does), whichever replica is
+// silent. Without it, a silent replica that holds a block with
 // one answering replica made the block look unacknowledged, and a reader
 // opened at Latest started before entries acknowledged before it opened
 // (the chaos suite, seed 1206011).
 func VisibleWithLAC(stored int64, held [][]int64, lac int64) int64 {
-	return max(Visible(stored, held), lac+1)
+	count := map[int64]int{}
+	for _, blocks := range held {
+		for _, b := range slices.Compact(slices.Sorted(slices.Values(blocks))) {
+			count[b]++
+		}
+	}
+	n := stored
+	for n <= lac || count[n] >= AckQuorum {
+		n++
+	}
+	return n
 }

@@ -132,50 +132,30 @@ func (w *tailWatch) poke() {
 }
 
 // readable returns how many leading blocks of the segment the replicas'
-// states show readable: every block up to a replica's LAC (acknowledged)
-// or upload watermark (in object storage), then each block held by
-// AckQuorum replicas. nil states are replicas not heard from.
+// states show readable, by the rule the cursor reads by (VisibleWithLAC):
+// every block up to a replica's LAC (acknowledged) or upload watermark (in
+// object storage), then each block held by AckQuorum replicas. nil states
+// are replicas not heard from.
 func readable(states []*quorumpb.WatchEvent) int64 {
-	next := int64(0)
+	stored, lac := int64(0), int64(-1)
+	var held [][]int64
 	for _, ev := range states {
-		if ev != nil {
-			next = max(next, ev.GetLac()+1, ev.GetUploaded()+1)
+		if ev == nil {
+			continue
 		}
+		stored, lac = max(stored, ev.GetUploaded()+1), max(lac, ev.GetLac())
+		held = append(held, blocksOf(ev.GetHeld()))
 	}
-	for {
-		// The runs that hold next, on each replica: every block from next
-		// to the second highest run end is held by AckQuorum replicas.
-		var ends []int64
-		for _, ev := range states {
-			if ev == nil {
-				continue
-			}
-			if end, ok := runEnd(ev.GetHeld(), next); ok {
-				ends = append(ends, end)
-			}
-		}
-		if len(ends) < AckQuorum {
-			return next
-		}
-		// The AckQuorum-th highest end.
-		for i := range AckQuorum {
-			for j := i + 1; j < len(ends); j++ {
-				if ends[j] > ends[i] {
-					ends[i], ends[j] = ends[j], ends[i]
-				}
-			}
-		}
-		next = ends[AckQuorum-1] + 1
-	}
+	return VisibleWithLAC(stored, held, lac)
 }
 
-// runEnd returns the last block of the run of held (first, last pairs)
-// that holds n.
-func runEnd(held []int64, n int64) (int64, bool) {
-	for i := 0; i+1 < len(held); i += 2 {
-		if held[i] <= n && n <= held[i+1] {
-			return held[i+1], true
+// blocksOf lists the blocks of runs (first, last pairs).
+func blocksOf(runs []int64) []int64 {
+	var out []int64
+	for i := 0; i+1 < len(runs); i += 2 {
+		for b := runs[i]; b <= runs[i+1]; b++ {
+			out = append(out, b)
 		}
 	}
-	return 0, false
+	return out
 }

@@ -127,20 +127,18 @@ func (l *Log) OpenReader(ctx context.Context, from StartPosition) (*Reader, erro
 	go r.watchDeleted(wctx)
 	go r.watchExtents(wctx)
 	r.resetBackoff()
-	if err := r.retryOpen(ctx, func() error { return r.place(ctx, from) }); err != nil {
-		r.Close()
-		return nil, err
-	}
-	// Publish the position, then look again: either garbage collection
-	// sees the position and spares the data, or this reload sees the floor
-	// it raised.
-	if err := r.retryOpen(ctx, func() error { return r.pos.start(ctx, r, r.next.Segment) }); err != nil {
-		r.Close()
-		return nil, err
-	}
-	if err := r.retryOpen(ctx, func() error { return r.reload(ctx) }); err != nil {
-		r.Close()
-		return nil, err
+	for _, step := range []func() error{
+		func() error { return r.place(ctx, from) },
+		// Publish the position, then look again: either garbage
+		// collection sees the position and spares the data, or this
+		// reload sees the floor it raised.
+		func() error { return r.pos.start(ctx, r, r.next.Segment) },
+		func() error { return r.reload(ctx) },
+	} {
+		if err := r.retryOpen(ctx, step); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	if (from.kind == startEarliest || from.kind == startLatest) && r.next.Segment < r.floor {
 		r.next = EntryID{Segment: r.floor}
