@@ -3,7 +3,6 @@ package woodpecker_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -23,16 +22,8 @@ func TestReaderWaitsOutAnEtcdOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	w, err := l.OpenWriter(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 3
-	for i := range n {
-		if _, err := w.Append(ctx, []byte(fmt.Sprintf("before-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w, _ := appendN(t, l, 1, n)
 	r, err := l.OpenReader(ctx, woodpecker.Earliest())
 	if err != nil {
 		t.Fatal(err)
@@ -106,16 +97,8 @@ func TestOpenReaderWaitsOutAnEtcdOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	w, err := l.OpenWriter(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 3
-	for i := range n {
-		if _, err := w.Append(ctx, []byte(fmt.Sprintf("entry-%d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w, _ := appendN(t, l, 1, n)
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +136,7 @@ func TestOpenReaderWaitsOutAnEtcdOutage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		if want := fmt.Sprintf("entry-%d", i); string(e.Payload) != want {
+		if want := string(payload(i)); string(e.Payload) != want {
 			t.Fatalf("entry %d: %q, want %q", i, e.Payload, want)
 		}
 	}
