@@ -23,6 +23,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
+	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 )
 
 // How a LogStore stays registered and stops.
@@ -39,6 +40,7 @@ const (
 
 type logstoreFlags struct {
 	addr, advertise, zone, id, budget string
+	dataDir                           string
 	budgetBlocks                      int64
 	leaseTTL                          time.Duration
 	tlsCert, tlsKey, tlsClientCA      string
@@ -59,11 +61,20 @@ under a lease that it keeps alive; when it stops, or its lease expires, the
 registration goes. It needs etcd and an object store (storage.type minio or s3):
 the embedded default and local storage cannot serve a quorum.
 
+With --data-dir it is durable: it syncs each block it takes and each fence it
+answers to a journal in that directory before it answers, and replays it when
+it starts again, so that a crash of the process or the machine loses nothing it
+acknowledged. Without it blocks are held in memory only, and an acknowledged
+entry survives as long as one of the two replicas that hold it does (or until
+it is uploaded). Keep the id (--id) with the directory: a directory belongs to
+one LogStore.
+
 It serves gRPC with the standard health service and reflection, and metrics
 at metrics.addr. Once registered it prints "logstore ID listening on ADDR" on
 stdout. SIGINT or SIGTERM deregisters it and stops it gracefully.`,
 		Example: `  woodpecker --config cluster.yaml logstore --addr 10.0.0.5:7070 --zone a --budget 2GiB
-  woodpecker --config cluster.yaml logstore --addr 127.0.0.1:0 --id ls1`,
+  woodpecker --config cluster.yaml logstore --addr 127.0.0.1:0 --id ls1
+  woodpecker --config cluster.yaml logstore --addr 10.0.0.5:7070 --id ls1 --data-dir /var/lib/woodpecker/ls1`,
 		Args: args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runLogstore(cmd.Context(), f) },
 	}
@@ -74,6 +85,7 @@ stdout. SIGINT or SIGTERM deregisters it and stops it gracefully.`,
 	fl.StringVar(&f.id, "id", "", "node id in the registry, unique in the cluster (default: the advertised address)")
 	fl.StringVar(&f.budget, "budget", "512MiB", "bytes of blocks held in memory at most (e.g. 512MiB, 2GiB)")
 	fl.Int64Var(&f.budgetBlocks, "budget-blocks", 0, "blocks held in memory at most (0: no limit but --budget): bounds the uploads a seal or a recovery makes up when uploads lag")
+	fl.StringVar(&f.dataDir, "data-dir", "", "journal directory: blocks and fences are synced there before they are acknowledged, and replayed at start (empty: memory only)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "TTL of the registration's etcd lease: how soon a dead node is forgotten")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; needs --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
@@ -133,6 +145,13 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 	}
 	e.closers = append(e.closers, cli.Close)
 
+	var jdir *journal.Dir
+	if f.dataDir != "" {
+		if jdir, err = journal.Open(nil, f.dataDir); err != nil {
+			return usagef("--data-dir %s: %v", f.dataDir, err)
+		}
+	}
+
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return usagef("--addr %s: %v", f.addr, err)
@@ -150,11 +169,17 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 		return err
 	}
 	defer reg.deregister()
+	remembers := reg.revision // the replica remembers what it was sent from then on
+	if jdir != nil {
+		if remembers, err = jdir.Revision(node.ID, reg.revision); err != nil {
+			return usagef("--data-dir %s: %v", f.dataDir, err)
+		}
+	}
 
 	srv, err := logstore.New(logstore.Config{
 		NodeID: node.ID, Addr: node.Addr, Zone: node.Zone, BudgetBytes: budget, BudgetBlocks: f.budgetBlocks,
 		Store: e.store, Root: "", // the root of the clients' object backend
-		RegisteredRevision: reg.revision, StopTimeout: logstoreStopGrace, TLS: tc,
+		RegisteredRevision: remembers, Journal: jdir, StopTimeout: logstoreStopGrace, TLS: tc,
 		Logger: lg, Registerer: e.metrics.Registry(),
 	})
 	if err != nil {

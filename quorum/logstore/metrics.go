@@ -25,6 +25,10 @@ type serverMetrics struct {
 	uploads       *prometheus.CounterVec
 	uploadSeconds prometheus.Histogram
 	watches       prometheus.Gauge
+	// The journal (Config.Journal).
+	journalSyncSeconds prometheus.Histogram
+	journalErrors      prometheus.Counter
+	journalRewrites    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -53,6 +57,13 @@ func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "watches", Help: "Watch calls open (tail readers subscribed to a segment)."}),
+		journalSyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_write_seconds", Help: "Latency of journal writes (write and fsync) that succeeded.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		journalErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_errors_total", Help: "Journal writes that failed (the call was refused UNAVAILABLE)."}),
+		journalRewrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "journal_rewrites_total", Help: "Journal files rewritten with only what is still needed."}),
 	}
 	for _, r := range []string{ReasonFenced, ReasonSegmentLost, ReasonInvalid, ReasonBudget} {
 		m.rejected.WithLabelValues(r)
@@ -64,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.blocksHeld, m.bytesHeld, m.segments, m.budget, m.added,
-		m.rejected, m.fences, m.uploads, m.uploadSeconds, m.watches} {
+		m.rejected, m.fences, m.uploads, m.uploadSeconds, m.watches, m.journalSyncSeconds, m.journalErrors, m.journalRewrites} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Wrap(err, "logstore: register metrics")
 		}

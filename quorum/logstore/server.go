@@ -10,7 +10,9 @@
 // object storage: uploaded here, or reported by the writer). It drops the
 // blocks at or below min(watermark, LAC).
 //
-// Vouching. A replica that restarted lost what it held. It may answer for
+// Vouching. A replica that restarted lost what it held, unless it keeps a
+// journal (Config.Journal, journal.go): then it lost nothing it answered,
+// and its memory dates from the journal's first use. It may answer for
 // a segment (FenceResponse.known) only when it registered before the
 // segment was created (Config.RegisteredRevision < created_revision):
 // then it was up for the segment's whole life and what it lists is all it
@@ -45,6 +47,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
 	"github.com/woodpecker-wal/woodpecker/segment"
 )
@@ -87,10 +90,12 @@ type Config struct {
 	// block has the same key whoever uploads it. Store is required.
 	Store objstore.Store
 	Root  string
-	// RegisteredRevision is the etcd revision at which this process
-	// registered (quorum.Register), before it served. 0 means not
-	// registered (tests, fixed node lists): the replica then vouches only
-	// for segments whose requests carry no created revision either.
+	// RegisteredRevision is the etcd revision from which the replica
+	// remembers everything it was sent: the one at which this process
+	// registered (quorum.Register), before it served, or with a Journal the
+	// one the journal recorded at its first use. 0 means not registered
+	// (tests, fixed node lists): the replica then vouches only for segments
+	// whose requests carry no created revision either.
 	RegisteredRevision int64
 	// UploadParallel bounds the puts in flight across segments
 	// (DefaultUploadParallel).
@@ -108,6 +113,13 @@ type Config struct {
 	// StopTimeout bounds the graceful stop in Close: calls still running
 	// after it are cut off (DefaultStopTimeout).
 	StopTimeout time.Duration
+	// Journal, when set, makes the replica durable: it syncs each block it
+	// takes and each fence it answers to the journal before it answers,
+	// and New replays it (see journal.go). Pair it with the
+	// RegisteredRevision the journal recorded at its first use
+	// (journal.Dir.Revision): the replica remembers everything from then.
+	// Nil: the replica holds blocks in memory only.
+	Journal *journal.Dir
 	// TLS, when set, makes the server serve TLS (set ClientCAs and
 	// ClientAuth in it to require client certificates).
 	TLS *tls.Config
@@ -211,7 +223,47 @@ func New(cfg Config) (*Server, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if cfg.Journal != nil {
+		segs, err := cfg.Journal.Replay()
+		if err != nil {
+			s.cancel()
+			return nil, errors.Wrapf(err, "logstore: replay the journal in %s", cfg.Journal.Path())
+		}
+		s.restore(segs)
+	}
 	return s, nil
+}
+
+// lockSeg returns the state of k with its jmu held (the caller unlocks
+// it), creating the state when create is set and admit, run under s.mu
+// when k has no state yet, does not refuse. It returns nil when k has no
+// state and create is not set.
+func (s *Server) lockSeg(k segKey, create bool, admit func() error) (*segState, error) {
+	for {
+		s.mu.Lock()
+		st := s.segLocked(k, false)
+		if st == nil && create {
+			if admit != nil {
+				if err := admit(); err != nil {
+					s.mu.Unlock()
+					return nil, err
+				}
+			}
+			st = s.segLocked(k, true)
+		}
+		s.mu.Unlock()
+		if st == nil {
+			return nil, nil
+		}
+		st.jmu.Lock()
+		s.mu.Lock()
+		current := s.segs[k] == st
+		s.mu.Unlock()
+		if current {
+			return st, nil
+		}
+		st.jmu.Unlock() // forgotten meanwhile (an old tombstone): again
+	}
 }
 
 // Serve serves on ln until Close, and returns nil after Close. The health
@@ -268,6 +320,7 @@ func (s *Server) Close() error {
 		}
 		t.Stop()
 		s.uploads.Wait()
+		s.closeJournal()
 		s.log.Info("logstore stopped")
 	})
 	return nil
@@ -321,6 +374,17 @@ type segState struct {
 	cancel context.CancelFunc
 	// watch wakes the segment's watchers (nil: none).
 	watch *watchPoint
+
+	// jmu serializes the calls that change the segment (AddBlock, Fence,
+	// Release), journal writes included: it is taken before Server.mu
+	// (lockSeg) and held across the write. The j* fields are guarded by
+	// it: the journal file (nil until the first write), and what it
+	// records.
+	jmu       sync.Mutex
+	jfile     *journal.File
+	jfenced   bool
+	jreleased bool
+	jdropped  int64
 }
 
 func (st *segState) notifyLocked() {
@@ -337,7 +401,7 @@ func (s *Server) segLocked(k segKey, create bool) *segState {
 		return st
 	}
 	st = &segState{key: k, epoch: -1, blocks: map[int64][]byte{}, dropped: -1, lac: -1, uploaded: -1, flushTo: -1,
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), jdropped: -1}
 	st.ctx, st.cancel = context.WithCancel(s.ctx)
 	s.segs[k] = st
 	st.watch = s.watches[k]
@@ -484,18 +548,21 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 		return nil, s.refuse(codes.InvalidArgument, ReasonInvalid, "block %d of log %d segment %d: %v", n, k.log, k.seg, err)
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.segLocked(k, false)
-	if st == nil {
+	st, err := s.lockSeg(k, true, func() error {
 		if created := req.GetCreatedRevision(); created > 0 && !s.vouches(created) {
-			return nil, s.refuse(codes.DataLoss, ReasonSegmentLost,
+			return s.refuse(codes.DataLoss, ReasonSegmentLost,
 				"logstore %s registered at revision %d, after log %d segment %d was created (revision %d), and holds nothing of it: "+
 					"it may have lost the segment's blocks and fence in a restart, and takes no part in it",
 				s.cfg.NodeID, s.cfg.RegisteredRevision, k.log, k.seg, created)
 		}
-		st = s.segLocked(k, true)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	defer st.jmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if st.fenced {
 		return nil, s.refuse(codes.FailedPrecondition, ReasonFenced, "log %d segment %d is fenced on logstore %s", k.log, k.seg, s.cfg.NodeID)
 	}
@@ -533,10 +600,23 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 				"logstore %s holds %d blocks, its budget: block %d does not fit; retry once uploads free memory",
 				s.cfg.NodeID, s.nblocks, n)
 		}
-		st.blocks[n] = data
-		st.bytes += size
+		// Reserved while the journal is written (s.mu is released then).
 		s.held += size
 		s.nblocks++
+		err := s.persistLocked(st, journal.Record{Kind: journal.KindBlock, N: n, Data: data})
+		if err != nil || n <= st.dropped {
+			// Not taken; or dropped meanwhile: object storage has it.
+			s.held -= size
+			s.nblocks--
+			s.m.bytesHeld.Set(float64(s.held))
+			s.m.blocksHeld.Set(float64(s.nblocks))
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			st.blocks[n] = data
+			st.bytes += size
+		}
 		st.watchChangedLocked()
 		s.m.added.Inc()
 		s.m.bytesHeld.Set(float64(s.held))
@@ -572,14 +652,23 @@ func (s *Server) Fence(_ context.Context, req *quorumpb.FenceRequest) (*quorumpb
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.lockSeg(k, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.jmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.segLocked(k, true)
 	if !st.fenced {
 		st.fenced = true
 		st.watchChangedLocked()
 		s.log.Debug("segment fenced", zap.Int64("log", k.log), zap.Int64("segment", k.seg),
 			zap.Int64("epoch", req.GetSegment().GetEpoch()), zap.Int("blocks", len(st.blocks)))
+	}
+	if !st.jfenced && !st.released {
+		if err := s.persistLocked(st, journal.Record{Kind: journal.KindFence}); err != nil {
+			return nil, err
+		}
 	}
 	s.m.fences.Inc()
 	return s.describeLocked(st, req.GetCreatedRevision()), nil
@@ -620,28 +709,43 @@ func (s *Server) Release(_ context.Context, req *quorumpb.ReleaseRequest) (*quor
 	if err != nil {
 		return nil, err
 	}
+	st, err := s.lockSeg(k, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.jmu.Unlock()
+	var forget []segKey // tombstones forgotten
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.segLocked(k, true)
-	if st.released {
-		return &quorumpb.ReleaseResponse{}, nil
+	if !st.released {
+		for n := range st.blocks {
+			s.removeLocked(st, n)
+		}
+		st.blocks = nil
+		st.fenced, st.released = true, true
+		st.cancel()
+		st.notifyLocked()
+		s.released = append(s.released, k)
+		for len(s.released) > s.cfg.MaxReleased {
+			old := s.released[0]
+			s.released = s.released[1:]
+			if o := s.segs[old]; o != nil && o.released {
+				delete(s.segs, old)
+				forget = append(forget, old)
+			}
+		}
+		s.m.segments.Set(float64(len(s.segs)))
+		s.log.Debug("segment released", zap.Int64("log", k.log), zap.Int64("segment", k.seg))
 	}
-	for n := range st.blocks {
-		s.removeLocked(st, n)
+	s.mu.Unlock()
+	if err := s.releaseJournal(st); err != nil {
+		return nil, err
 	}
-	st.blocks = nil
-	st.fenced, st.released = true, true
-	st.cancel()
-	st.notifyLocked()
-	s.released = append(s.released, k)
-	for len(s.released) > s.cfg.MaxReleased {
-		old := s.released[0]
-		s.released = s.released[1:]
-		if o := s.segs[old]; o != nil && o.released {
-			delete(s.segs, old)
+	if s.cfg.Journal != nil {
+		for _, o := range forget {
+			if err := s.cfg.Journal.Forget(o.log, o.seg); err != nil {
+				s.log.Warn("journal: could not remove a tombstone", zap.Int64("log", o.log), zap.Int64("segment", o.seg), zap.Error(err))
+			}
 		}
 	}
-	s.m.segments.Set(float64(len(s.segs)))
-	s.log.Debug("segment released", zap.Int64("log", k.log), zap.Int64("segment", k.seg))
 	return &quorumpb.ReleaseResponse{}, nil
 }
