@@ -25,9 +25,10 @@ const kindQuorum = "quorum"
 // registers under the id "ls-<i>", so a restarted node replaces its own
 // registration and the registry never lists more than 3.
 type logStores struct {
-	t      testing.TB
-	bin    string
-	config string
+	t        testing.TB
+	bin      string
+	config   string
+	dataDirs []string // node i's --data-dir, when journaled
 
 	mu    sync.Mutex
 	procs []*exec.Cmd
@@ -35,11 +36,30 @@ type logStores struct {
 	kills int
 }
 
+// logStoreOptions are how a test wants its LogStores, when not as usual.
+type logStoreOptions struct {
+	// journaled gives each node a --data-dir of its own, kept across its
+	// restarts.
+	journaled bool
+	// s3Endpoint is where they reach object storage instead of the site's
+	// MinIO (a proxy in front of it).
+	s3Endpoint string
+}
+
 // startLogStores starts 3 LogStores for the site; they are killed when the
 // test ends.
 func startLogStores(t testing.TB, s *site) *logStores {
 	t.Helper()
+	return startLogStoresWith(t, s, logStoreOptions{})
+}
+
+func startLogStoresWith(t testing.TB, s *site, o logStoreOptions) *logStores {
+	t.Helper()
 	dir := t.TempDir()
+	endpoint := s.S3.Endpoint
+	if o.s3Endpoint != "" {
+		endpoint = o.s3Endpoint
+	}
 	cfg := fmt.Sprintf(`etcd:
   endpoints: [%s]
   rootPath: %q
@@ -52,13 +72,18 @@ storage:
   accessKey: %q
   secretKey: %q
   useSSL: %t
-`, quoted(s.EtcdEndpoints), s.EtcdRoot, s.S3.Endpoint, s.Bucket, s.S3.Region, s.S3.AccessKey, s.S3.SecretKey, s.S3.Secure)
+`, quoted(s.EtcdEndpoints), s.EtcdRoot, endpoint, s.Bucket, s.S3.Region, s.S3.AccessKey, s.S3.SecretKey, s.S3.Secure)
 	path := filepath.Join(dir, "logstore.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ls := &logStores{t: t, bin: testenv.WoodpeckerBinary(t), config: path, procs: make([]*exec.Cmd, 3),
 		addrs: []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}}
+	if o.journaled {
+		for i := range ls.procs {
+			ls.dataDirs = append(ls.dataDirs, filepath.Join(dir, fmt.Sprintf("ls-%d", i)))
+		}
+	}
 	t.Cleanup(func() {
 		for i := range ls.procs {
 			ls.kill(i)
@@ -84,8 +109,12 @@ func (ls *logStores) start(i int) {
 	ls.mu.Lock()
 	addr := ls.addrs[i]
 	ls.mu.Unlock()
-	cmd := exec.Command(ls.bin, "--config", ls.config, "logstore", "--addr", addr,
-		"--id", fmt.Sprintf("ls-%d", i), "--budget", "256MiB", "--lease-ttl", "3s")
+	args := []string{"--config", ls.config, "logstore", "--addr", addr,
+		"--id", fmt.Sprintf("ls-%d", i), "--budget", "256MiB", "--lease-ttl", "3s"}
+	if ls.dataDirs != nil {
+		args = append(args, "--data-dir", ls.dataDirs[i])
+	}
+	cmd := exec.Command(ls.bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -145,7 +174,8 @@ func (ls *logStores) kill(i int) {
 	_ = cmd.Wait()
 }
 
-// restart kills node i and starts it again with an empty memory.
+// restart kills node i and starts it again with an empty memory (and its
+// journal, when journaled).
 func (ls *logStores) restart(i int) {
 	ls.kill(i)
 	ls.start(i)

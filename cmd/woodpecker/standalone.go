@@ -26,6 +26,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
+	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 	"github.com/woodpecker-wal/woodpecker/storage"
 )
 
@@ -60,6 +61,7 @@ type standaloneFlags struct {
 	logstores int
 	minio     string
 	budget    string
+	memory    bool
 }
 
 func (a *app) standaloneCommand() *cobra.Command {
@@ -76,9 +78,11 @@ their endpoints and a client configuration (YAML, also written to
 everything it started.
 
 Everything lives in <data-dir>/standalone: etcd/, minio/ (MinIO's data and
-minio.log), client.yaml and standalone.json (the ports of the last run, reused
-when free). Logs and their data survive a restart; what the LogStores held in
-memory does not.
+minio.log), logstores/ (the LogStores' journals), client.yaml and
+standalone.json (the ports of the last run, reused when free). Logs and their
+data survive a restart, and a crash: each LogStore syncs what it acknowledges
+to its journal before it answers (--memory-logstores: memory only, faster, and
+what was not uploaded yet is lost when the cluster stops).
 
 MinIO is --minio, or the one 'make tools' builds (.tools/minio-*/minio in the
 repository, or under $WOODPECKER_TOOLS_DIR), or 'minio' on PATH. Without one,
@@ -95,6 +99,7 @@ mode: QuorumBuffer needs an object store, so no LogStore runs (it says so).
 	fl.IntVar(&f.logstores, "logstores", quorum.EnsembleSize, fmt.Sprintf("LogStore servers to run (0, or %d and more)", quorum.EnsembleSize))
 	fl.StringVar(&f.minio, "minio", "", "MinIO server binary (default: the one 'make tools' builds, else minio on PATH)")
 	fl.StringVar(&f.budget, "budget", "256MiB", "memory budget of each LogStore (e.g. 256MiB, 1GiB)")
+	fl.BoolVar(&f.memory, "memory-logstores", false, "LogStores hold blocks in memory only, without journals: an acknowledgement costs no fsync, and a stop loses what was not uploaded")
 	return cmd
 }
 
@@ -206,7 +211,7 @@ func (a *app) runStandalone(ctx context.Context, f standaloneFlags) (err error) 
 	}
 	if f.logstores > 0 {
 		cfg.Mode = options.ModeQuorumBuffer
-		if err := s.startLogstores(ctx, cfg, f.logstores, budget, prev.LogStores); err != nil {
+		if err := s.startLogstores(ctx, cfg, f.logstores, budget, !f.memory, prev.LogStores); err != nil {
 			return err
 		}
 	}
@@ -310,7 +315,7 @@ func (s *standalone) openStore(ctx context.Context, cfg options.Config) error {
 
 // startLogstores starts n LogStores, on the addresses of the last run
 // when they are free, each registered in etcd under a lease.
-func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n int, budget int64, prev []string) error {
+func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n int, budget int64, journaled bool, prev []string) error {
 	// This cluster's registry holds its own LogStores only: registrations
 	// of a previous run (another count, other ports) go.
 	prefix := quorum.RegistryPrefix(cfg.Etcd.RootPath)
@@ -338,8 +343,21 @@ func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n i
 			_ = ln.Close()
 			return err
 		}
+		remembers := reg.revision
+		var jdir *journal.Dir
+		if journaled {
+			jdir, err = journal.Open(nil, filepath.Join(s.dir, "logstores", node.ID))
+			if err == nil {
+				remembers, err = jdir.Revision(node.ID, reg.revision)
+			}
+			if err != nil {
+				_ = ln.Close()
+				reg.deregister()
+				return err
+			}
+		}
 		srv, err := logstore.New(logstore.Config{NodeID: node.ID, Addr: node.Addr, BudgetBytes: budget,
-			Store: s.store.Raw, Root: "", RegisteredRevision: reg.revision, StopTimeout: standaloneLogstoreStop,
+			Store: s.store.Raw, Root: "", RegisteredRevision: remembers, Journal: jdir, StopTimeout: standaloneLogstoreStop,
 			Logger: s.log})
 		if err != nil {
 			_ = ln.Close()

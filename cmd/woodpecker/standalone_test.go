@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -246,6 +247,13 @@ func TestStandaloneServesAQuorumClusterAndStopsOnSIGINT(t *testing.T) {
 		conn.Close()
 		if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("logstore %s health: %v, %v", addr, hc, err)
+		}
+	}
+
+	// Each LogStore keeps a journal of its own in the cluster's directory.
+	for i := range s.logstores {
+		if _, err := os.Stat(filepath.Join(data, "standalone", "logstores", fmt.Sprintf("ls-%d", i), "node.json")); err != nil {
+			t.Errorf("logstore ls-%d has no journal: %v", i, err)
 		}
 	}
 

@@ -95,7 +95,8 @@ type nodeInfo struct {
 // Revision returns the revision from which the journal remembers
 // everything: the one recorded at the directory's first use, or current
 // (then recorded) on a new directory. A directory used by another node id
-// is refused: its segments are another replica's.
+// is refused: its segments are another replica's; so is one whose revision
+// is past current: it was made against another etcd.
 func (d *Dir) Revision(nodeID string, current int64) (int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -110,6 +111,13 @@ func (d *Dir) Revision(nodeID string, current int64) (int64, error) {
 		if info.NodeID != nodeID {
 			return 0, errors.Newf("journal: %s belongs to LogStore %q, not %q: give each LogStore its own data directory",
 				d.path, info.NodeID, nodeID)
+		}
+		if current < info.Revision {
+			// etcd's revisions only grow: this etcd is not the one the
+			// journal's segments were created in.
+			return 0, errors.Newf("journal: %s dates from etcd revision %d, and etcd is at revision %d now: "+
+				"the journal belongs to another etcd cluster (or etcd lost its data); empty the directory to start afresh",
+				d.path, info.Revision, current)
 		}
 		return info.Revision, nil
 	case !errors.Is(err, fs.ErrNotExist):

@@ -269,6 +269,9 @@ func TestRevisionIsTheFirstRegistrationsAndTheDirectoryOneNodes(t *testing.T) {
 	if _, err := d.Revision("ls-2", 95); err == nil {
 		t.Fatal("another node took over the directory")
 	}
+	if _, err := d.Revision("ls-1", 30); err == nil {
+		t.Fatal("the journal of revision 40 was taken by an etcd at revision 30 (another cluster)")
+	}
 }
 
 func FuzzDecodeRecords(f *testing.F) {
