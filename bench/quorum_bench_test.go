@@ -15,6 +15,9 @@ package bench
 // 64 KiB with 64 in flight. Metrics: MB/s, raw-MB/s, ratio (MB/s /
 // raw-MB/s), p50-ms, p99-ms, PUTs/GiB.
 //
+// journaled/...: the same on LogStores that keep a journal (logstore
+// --data-dir): every add, raw ones included, is fsynced before its answer.
+//
 // The targets (loopback, 2 cores): lone p50 < 2 ms, p99 < 10 ms,
 // p50-ratio <= 3; inflight64 ratio >= 0.8.
 
@@ -35,13 +38,18 @@ import (
 const quorumBudget = 256 << 20
 
 func BenchmarkQuorum(b *testing.B) {
-	b.Run("lone/1KiB", func(b *testing.B) { runQuorumBench(b, 1<<10, 0) })
-	b.Run("inflight64/64KiB", func(b *testing.B) { runQuorumBench(b, 64<<10, 64) })
+	b.Run("lone/1KiB", func(b *testing.B) { runQuorumBench(b, 1<<10, 0, false) })
+	b.Run("inflight64/64KiB", func(b *testing.B) { runQuorumBench(b, 64<<10, 64, false) })
+	// The same with journaled LogStores (logstore --data-dir): every add,
+	// the raw ones included, is fsynced before it is acknowledged.
+	b.Run("journaled/lone/1KiB", func(b *testing.B) { runQuorumBench(b, 1<<10, 0, true) })
+	b.Run("journaled/inflight64/64KiB", func(b *testing.B) { runQuorumBench(b, 64<<10, 64, true) })
 }
 
 // runQuorumBench appends b.N entries of size bytes, synchronously when
-// depth is 0, else with depth in flight, to a fresh cluster of 3 LogStores.
-func runQuorumBench(b *testing.B, size, depth int) {
+// depth is 0, else with depth in flight, to a fresh cluster of 3 LogStores
+// (journaled ones when journaled is set).
+func runQuorumBench(b *testing.B, size, depth int, journaled bool) {
 	b.StopTimer()
 	ctx := context.Background()
 	s3 := testenv.MinIO(b)
@@ -54,7 +62,11 @@ func runQuorumBench(b *testing.B, size, depth int) {
 	}
 	defer store.Close()
 	etcd := testenv.Etcd(b)
-	cluster := quorumtest.Start(b, etcd, quorum.EnsembleSize, store, "", quorumBudget)
+	start := quorumtest.Start
+	if journaled {
+		start = quorumtest.StartJournaled
+	}
+	cluster := start(b, etcd, quorum.EnsembleSize, store, "", quorumBudget)
 
 	cfg := options.Default()
 	cfg.Etcd.RootPath = testenv.UniquePrefix(b)

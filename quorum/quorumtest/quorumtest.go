@@ -14,12 +14,15 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
+	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 )
 
 // Cluster is a set of in-process LogStores.
 type Cluster struct {
 	Nodes   []quorum.Node
 	Servers []*logstore.Server
+
+	journals bool // StartJournaled
 }
 
 // Addrs returns the nodes' addresses.
@@ -39,6 +42,18 @@ func (c *Cluster) Addrs() []string {
 func Start(t testing.TB, etcd *clientv3.Client, n int, store objstore.Store, root string, budget int64) *Cluster {
 	t.Helper()
 	c := &Cluster{}
+	for i := range n {
+		c.start(t, etcd, fmt.Sprintf("ls-%d", i), "127.0.0.1:0", store, root, budget)
+	}
+	return c
+}
+
+// StartJournaled is Start with durable LogStores: each keeps a journal in a
+// directory of the test's (logstore --data-dir), so that an add is synced
+// to disk before it is acknowledged.
+func StartJournaled(t testing.TB, etcd *clientv3.Client, n int, store objstore.Store, root string, budget int64) *Cluster {
+	t.Helper()
+	c := &Cluster{journals: true}
 	for i := range n {
 		c.start(t, etcd, fmt.Sprintf("ls-%d", i), "127.0.0.1:0", store, root, budget)
 	}
@@ -67,8 +82,15 @@ func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, st
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := logstore.New(logstore.Config{NodeID: id, Addr: ln.Addr().String(), BudgetBytes: budget,
-			Store: store, Root: root, RegisteredRevision: resp.Header.Revision})
+		cfg := logstore.Config{NodeID: id, Addr: ln.Addr().String(), BudgetBytes: budget,
+			Store: store, Root: root, RegisteredRevision: resp.Header.Revision}
+		if c.journals {
+			if cfg.Journal, err = journal.Open(nil, t.TempDir()); err != nil {
+				_ = ln.Close()
+				t.Fatal(err)
+			}
+		}
+		srv, err := logstore.New(cfg)
 		if err != nil {
 			_ = ln.Close()
 			t.Fatal(err)
