@@ -63,8 +63,9 @@ mocks:
 	$(GO) generate ./mocks
 
 ## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
-## cycles per mode, CHAOS_MODE memory, quorum, localfs, both (memory and
-## quorum) or all, CHAOS_SEED to rerun a
+## cycles per mode, CHAOS_MODE memory, quorum, journaled (QuorumBuffer on
+## LogStores with journals), localfs, both (memory and quorum), all, or a
+## comma-separated list, CHAOS_SEED to rerun a
 ## failing seed (0: a new one), CHAOS_DURATION to stop starting cycles after
 ## that long per mode (e.g. 80m; 0: no limit); the history files, process logs and report go
 ## to .run/chaos/. Its short run is part of make test.

@@ -21,9 +21,9 @@ import (
 // The short run, part of `go test ./...`: this many cycles per mode (50 in
 // all), at least one of every kind. Quorum mode's cycles take longer: a
 // LogStore fault costs the writers a recovery.
-var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 22, modeLocalFS: 20}
+var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 22, modeLocalFS: 20, modeJournaled: 23}
 
-const shortCyclesText = "30 in memory mode, 22 in quorum mode"
+const shortCyclesText = "30 in memory mode, 22 in quorum mode, 23 in journaled mode"
 
 // The workload.
 const (
@@ -54,20 +54,24 @@ func TestChaos(t *testing.T) {
 		seed = rand.Uint64() >> 1
 	}
 	var modes []string
-	switch *flagMode {
-	case "both":
-		modes = []string{modeMemory, modeQuorum}
-	case "all":
-		modes = []string{modeMemory, modeQuorum, modeLocalFS}
-	case modeMemory, modeQuorum, modeLocalFS:
-		modes = []string{*flagMode}
-	default:
-		t.Fatalf("-chaos.mode=%q: want memory, quorum, localfs, both or all", *flagMode)
+	for _, m := range strings.Split(*flagMode, ",") {
+		switch m {
+		case "both":
+			modes = append(modes, modeMemory, modeQuorum)
+		case "all":
+			modes = append(modes, modeMemory, modeQuorum, modeJournaled, modeLocalFS)
+		case modeMemory, modeQuorum, modeJournaled, modeLocalFS:
+			modes = append(modes, m)
+		default:
+			t.Fatalf("-chaos.mode=%q: want memory, quorum, journaled, localfs, both or all, or a comma-separated list", *flagMode)
+		}
 	}
+	slices.Sort(modes)
+	modes = slices.Compact(modes)
 	fmt.Printf("chaos: seed %d, modes %s (rerun: go test ./integration/chaos -run 'TestChaos$' -chaos.seed=%d -chaos.cycles=%d -chaos.mode=%s)\n",
 		seed, strings.Join(modes, ","), seed, cycles, *flagMode)
 	t.Logf("seed %d", seed)
-	if slices.Contains(modes, modeQuorum) {
+	if slices.ContainsFunc(modes, quorumMode) {
 		woodpeckerBinary(t)
 	}
 	for _, mode := range modes {
@@ -119,7 +123,7 @@ type runner struct {
 func runMode(t *testing.T, mode string, seed uint64, cycles int) {
 	// Each mode draws from its own stream of the seed, so that a mode
 	// rerun alone (-chaos.mode) gets the schedule it had in a run of both.
-	stream := map[string]uint64{modeMemory: 0, modeQuorum: 1, modeLocalFS: 2}[mode]
+	stream := map[string]uint64{modeMemory: 0, modeQuorum: 1, modeLocalFS: 2, modeJournaled: 3}[mode]
 	dir := *flagHistory
 	keep := dir != ""
 	if keep {
@@ -352,6 +356,27 @@ func (r *runner) plan(cy cycle, f fault) []step {
 				}()
 			}},
 		}
+	case killLogStores:
+		// Every replica down at once: with journals, what they
+		// acknowledged comes back with them.
+		return []step{
+			{0, func() {
+				for _, ls := range c.logstores {
+					ls.kill()
+				}
+			}},
+			{f.Hold, func() {
+				for _, ls := range c.logstores {
+					r.restarts.Add(1)
+					go func() { // beside the later steps, as for killLogStore
+						defer r.restarts.Done()
+						if err := ls.start(); err != nil {
+							r.fail("cycle %d: %v", cy.N, err)
+						}
+					}()
+				}
+			}},
+		}
 	case pauseLogStore:
 		ls := c.logstores[f.Target]
 		return []step{{0, ls.pause}, {f.Hold, ls.resume}}
@@ -441,7 +466,7 @@ func (r *runner) runCycle(cy cycle) {
 		return
 	}
 	for _, f := range cy.Faults {
-		if f.Kind == killLogStore {
+		if f.Kind == killLogStore || f.Kind == killLogStores {
 			r.barrier(cy)
 			break
 		}

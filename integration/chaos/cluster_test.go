@@ -130,7 +130,7 @@ func newCluster(t *testing.T, mode, dir string, clock history.Clock) *cluster {
 		c.proxies[link] = p
 	}
 	for _, role := range []string{roleWriter, roleReader, "logstore"} {
-		if role == "logstore" && mode != modeQuorum {
+		if role == "logstore" && !quorumMode(mode) {
 			continue
 		}
 		s3Addr := ""
@@ -144,7 +144,7 @@ func newCluster(t *testing.T, mode, dir string, clock history.Clock) *cluster {
 		}
 		c.configs[role] = path
 	}
-	if mode == modeQuorum {
+	if quorumMode(mode) {
 		bin := woodpeckerBinary(t)
 		for i := range 3 {
 			ls := &logstoreProc{c: c, idx: i, bin: bin, proxy: c.proxies[fmt.Sprintf("client>ls%d", i)]}
@@ -205,7 +205,7 @@ func (c *cluster) config(etcdAddr, s3Addr string, patient bool) options.Config {
 		cfg.Writer.UploadRetry.TotalTimeout = uploadTimeout
 	}
 	cfg.Log.Level = "warn"
-	if c.mode == modeQuorum {
+	if quorumMode(c.mode) {
 		cfg.Mode = options.ModeQuorumBuffer
 		if !patient {
 			cfg.Quorum.CallTimeout = quorumCallLimit
@@ -541,9 +541,14 @@ func (ls *logstoreProc) startOnce() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(ls.bin, "--config", c.configs["logstore"], "logstore",
-		"--addr", addr, "--advertise-addr", ls.proxy.Addr(), "--id", ls.id(), "--zone", "z"+strconv.Itoa(ls.idx),
-		"--budget", logstoreBudget, "--budget-blocks", strconv.Itoa(logstoreBudgetBlocks), "--lease-ttl", logstoreLease.String())
+	args := []string{"--config", c.configs["logstore"], "logstore",
+		"--addr", addr, "--advertise-addr", ls.proxy.Addr(), "--id", ls.id(), "--zone", "z" + strconv.Itoa(ls.idx),
+		"--budget", logstoreBudget, "--budget-blocks", strconv.Itoa(logstoreBudgetBlocks), "--lease-ttl", logstoreLease.String()}
+	if c.mode == modeJournaled {
+		// The same directory at every start: the journal survives kills.
+		args = append(args, "--data-dir", filepath.Join(c.dir, ls.id()+"-journal"))
+	}
+	cmd := exec.Command(ls.bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logf, err := os.OpenFile(filepath.Join(c.dir, ls.id()+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -17,7 +17,8 @@ type kind string
 const (
 	killWriter    kind = "kill-writer"    // SIGKILL a log's writer process; a new one (next epoch) takes over
 	killReader    kind = "kill-reader"    // SIGKILL a reader process; a new one starts from remembered positions
-	killLogStore  kind = "kill-logstore"  // SIGKILL a LogStore, restart it (empty memory) after the hold
+	killLogStore  kind = "kill-logstore"  // SIGKILL a LogStore, restart it (empty memory, or its journal) after the hold
+	killLogStores kind = "kill-logstores" // journaled mode: SIGKILL all 3 LogStores at once, restart them from their journals after the hold
 	killMinIO     kind = "kill-minio"     // SIGKILL MinIO, restart it after the hold
 	killEtcd      kind = "kill-etcd"      // SIGKILL etcd, restart it after the hold
 	pauseMinIO    kind = "pause-minio"    // SIGSTOP MinIO longer than the upload timeout, SIGCONT
@@ -53,6 +54,8 @@ func kindsOf(mode string) []kind {
 	switch mode {
 	case modeQuorum:
 		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore)
+	case modeJournaled:
+		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore, killLogStores)
 	case modeLocalFS:
 		// No object store: no MinIO or S3 faults, and no object damage
 		// (a segment is one file; damaging it is not built).
@@ -74,7 +77,13 @@ const (
 	// modeLocalFS is MemoryBuffer on a local folder the processes share
 	// (acks after fsync) instead of MinIO.
 	modeLocalFS = "localfs"
+	// modeJournaled is QuorumBuffer on LogStores that keep journals
+	// (--data-dir): they may all crash at once.
+	modeJournaled = "journaled"
 )
+
+// quorumMode reports whether mode runs LogStores.
+func quorumMode(mode string) bool { return mode == modeQuorum || mode == modeJournaled }
 
 // Links a network fault can cut: a proxy between a group of client
 // processes and a server. Clients are writers, readers (reader processes)
@@ -85,7 +94,7 @@ func linksOf(mode string) []string {
 		return []string{"writer>etcd", "reader>etcd"}
 	}
 	links := []string{"writer>minio", "writer>etcd", "reader>minio", "reader>etcd"}
-	if mode == modeQuorum {
+	if quorumMode(mode) {
 		links = append(links, "logstore>minio", "logstore>etcd", "client>ls0", "client>ls1", "client>ls2")
 	}
 	return links
@@ -171,7 +180,7 @@ func (f fault) String(mode string) string {
 		fmt.Fprintf(&b, " reader%d for %s", f.Target, f.Hold)
 	case killLogStore, pauseLogStore:
 		fmt.Fprintf(&b, " ls%d for %s", f.Target, f.Hold)
-	case killMinIO, killEtcd, pauseMinIO, pauseEtcd:
+	case killMinIO, killEtcd, pauseMinIO, pauseEtcd, killLogStores:
 		fmt.Fprintf(&b, " for %s", f.Hold)
 	case netDrop, netReset:
 		fmt.Fprintf(&b, " %s for %s", linksOf(mode)[f.Target], f.Hold)
@@ -213,7 +222,7 @@ func (f fault) resources(mode string) []string {
 		return []string{fmt.Sprintf("writer%d", f.Log)}
 	case killReader, pauseReader:
 		return []string{fmt.Sprintf("reader%d", f.Target)}
-	case killLogStore:
+	case killLogStore, killLogStores:
 		// QuorumBuffer tolerates one LogStore failure at a time. A killed
 		// LogStore's restart needs etcd and MinIO, and the runner's steps
 		// run in turn: the restart of a MinIO or etcd fault overlapping it
@@ -296,7 +305,7 @@ func drawFault(rng *rand.Rand, mode string, k kind, logs, readers int, tm timing
 		f.Target = ml[rng.IntN(len(ml))]
 	}
 	switch k {
-	case killMinIO, killEtcd, killLogStore:
+	case killMinIO, killEtcd, killLogStore, killLogStores:
 		f.Hold = between(rng, tm.killHold)
 	case pauseWriter, pauseReader, pauseLogStore, pauseMinIO, pauseEtcd:
 		f.Hold = between(rng, tm.pauseHold)
