@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +57,18 @@ type Backend struct {
 
 	mu     sync.Mutex
 	placed map[string]int // node id -> segments this client placed on it
+	// live are the nodes registered at the last placement (or Config.Nodes).
+	live []Node
+	// known are the nodes ever seen registered, by id: they fill an
+	// ensemble when fewer than EnsembleSize are registered.
+	known map[string]Node
+	// suspects are the nodes a sink saw fail a block, by id, and when.
+	suspects map[string]time.Time
 }
+
+// suspectFor is how long a node that failed a block is avoided by
+// placements that have enough other nodes.
+const suspectFor = 30 * time.Second
 
 var (
 	_ segment.Backend       = (*Backend)(nil)
@@ -79,7 +91,8 @@ func New(cfg Config) *Backend {
 	if cfg.SealMaxBackoff < cfg.SealInitialBackoff {
 		cfg.SealMaxBackoff = max(2*time.Second, cfg.SealInitialBackoff)
 	}
-	return &Backend{ObjectBackend: cfg.Objects, cfg: cfg, placed: map[string]int{}}
+	return &Backend{ObjectBackend: cfg.Objects, cfg: cfg, placed: map[string]int{}, known: map[string]Node{},
+		suspects: map[string]time.Time{}}
 }
 
 // Parallel implements segment.Backend.
@@ -110,7 +123,15 @@ func parsePlacement(ref segment.Ref) (placement, error) {
 
 // Place implements segment.Placer: it chooses the segment's ensemble,
 // spreading it over zones and preferring the nodes this client loaded
-// least.
+// least, and avoiding the nodes that recently failed a block while enough
+// others are registered.
+//
+// With fewer than EnsembleSize nodes registered (one of exactly 3 is gone)
+// it fills the ensemble with nodes that were registered before: the
+// segment is then written to the registered ones, which acknowledge it
+// with AckQuorum of them, as a degraded segment is. Writes go on with one
+// LogStore of three down, as they do within a segment; with fewer than
+// AckQuorum registered, placement fails (ErrNoQuorum).
 func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 	nodes, rev := b.cfg.Nodes, int64(0)
 	if b.cfg.Etcd != nil {
@@ -133,19 +154,84 @@ func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 		}
 	}
 	b.mu.Lock()
-	chosen := chooseEnsemble(nodes, b.placed)
-	if len(chosen) == EnsembleSize {
+	chosen := b.chooseLocked(nodes, time.Now())
+	if len(nodes) >= AckQuorum && len(chosen) == EnsembleSize {
 		for _, n := range chosen {
 			b.placed[n.ID]++
 		}
 	}
 	b.mu.Unlock()
-	if len(chosen) < EnsembleSize {
-		return "", errors.Wrapf(ErrNoQuorum, "place segment %d of log %d: %d LogStores are registered, a segment needs %d",
-			ref.SegmentID, ref.LogID, len(nodes), EnsembleSize)
+	if len(nodes) < AckQuorum || len(chosen) < EnsembleSize {
+		return "", errors.Wrapf(ErrNoQuorum, "place segment %d of log %d: %d LogStores are registered, a segment needs %d (%d to acknowledge)",
+			ref.SegmentID, ref.LogID, len(nodes), EnsembleSize, AckQuorum)
 	}
 	v, err := json.Marshal(placement{Nodes: chosen, Revision: rev})
 	return string(v), err
+}
+
+// chooseLocked picks the ensemble among the registered nodes: those not
+// suspect when there are enough, else all of them, else all of them and
+// nodes known from earlier registrations. It records nodes as live and
+// known. Requires b.mu.
+func (b *Backend) chooseLocked(nodes []Node, now time.Time) []Node {
+	b.live = nodes
+	for _, n := range nodes {
+		b.known[n.ID] = n
+	}
+	healthy := slices.DeleteFunc(slices.Clone(nodes), func(n Node) bool { return b.suspectLocked(n.ID, now) })
+	if chosen := chooseEnsemble(healthy, b.placed); len(chosen) == EnsembleSize {
+		return chosen
+	}
+	chosen := chooseEnsemble(nodes, b.placed)
+	gone := make([]Node, 0, len(b.known))
+	for id, n := range b.known {
+		if !slices.ContainsFunc(nodes, func(r Node) bool { return r.ID == id }) {
+			gone = append(gone, n)
+		}
+	}
+	slices.SortFunc(gone, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	for _, n := range gone {
+		if len(chosen) == EnsembleSize {
+			break
+		}
+		chosen = append(chosen, Node{ID: n.ID, Addr: n.Addr, Zone: n.Zone})
+	}
+	return chosen
+}
+
+// suspectLocked reports whether node id failed a block within suspectFor.
+// Requires b.mu.
+func (b *Backend) suspectLocked(id string, now time.Time) bool {
+	at, ok := b.suspects[id]
+	if ok && now.Sub(at) >= suspectFor {
+		delete(b.suspects, id)
+		return false
+	}
+	return ok
+}
+
+// suspect records that node id failed a block.
+func (b *Backend) suspect(id string) {
+	b.mu.Lock()
+	b.suspects[id] = time.Now()
+	b.mu.Unlock()
+}
+
+// rollHelps reports whether a new placement could avoid every node that
+// recently failed a block: at least EnsembleSize nodes registered at the
+// last placement are not suspect. A degraded segment rolls only then: a
+// roll onto the same failing node would make one segment per block.
+func (b *Backend) rollHelps() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	n := 0
+	for _, node := range b.live {
+		if !b.suspectLocked(node.ID, now) {
+			n++
+		}
+	}
+	return n >= EnsembleSize
 }
 
 // chooseEnsemble picks EnsembleSize nodes: least loaded first, one per
@@ -290,6 +376,9 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 				s.degraded = true
 			}
 			s.mu.Unlock()
+			if err != nil && !isFenced(err) && status.Code(err) != codes.InvalidArgument {
+				s.b.suspect(s.p.Nodes[i].ID)
+			}
 			results <- result{i, err}
 		}()
 	}
@@ -342,11 +431,15 @@ func isFenced(err error) bool {
 }
 
 // Degraded implements segment.Degrader: a replica failed a block of the
-// segment, so the segment now depends on fewer than 3 replicas.
+// segment, so the segment now depends on fewer than 3 replicas, and a new
+// placement can do better (Backend.rollHelps). Otherwise the writer goes
+// on in the segment with the replicas left, as BookKeeper delays an
+// ensemble change it cannot make.
 func (s *sink) Degraded() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.degraded
+	d := s.degraded
+	s.mu.Unlock()
+	return d && s.b.rollHelps()
 }
 
 // WriteSeal implements segment.Sink: it makes every block durable in
