@@ -62,12 +62,13 @@ type Backend struct {
 	// known are the nodes ever seen registered, by id: they fill an
 	// ensemble when fewer than EnsembleSize are registered.
 	known map[string]Node
-	// suspects are the nodes a sink saw fail a block, by id, and when.
+	// suspects are the nodes that did not answer a sink's add, by id, and
+	// when (heard).
 	suspects map[string]time.Time
 }
 
-// suspectFor is how long a node that failed a block is avoided by
-// placements that have enough other nodes.
+// suspectFor is how long a node that did not answer an add is avoided by
+// placements that have enough other nodes, unless it answers meanwhile.
 const suspectFor = 30 * time.Second
 
 var (
@@ -210,17 +211,27 @@ func (b *Backend) suspectLocked(id string, now time.Time) bool {
 	return ok
 }
 
-// suspect records that node id failed a block.
-func (b *Backend) suspect(id string) {
+// heard records how node id answered an add: one that did not answer
+// (unreachable, timed out, out of memory) is suspect; any answer from the
+// node itself, a refusal included, clears it: a node that restarted with
+// an empty memory refuses its old segments but takes new ones, so a roll
+// helps.
+func (b *Backend) heard(id string, err error) {
 	b.mu.Lock()
-	b.suspects[id] = time.Now()
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		b.suspects[id] = time.Now()
+	case codes.Canceled: // the writer's own end: says nothing of the node
+	default:
+		delete(b.suspects, id)
+	}
 }
 
 // rollHelps reports whether a new placement could avoid every node that
-// recently failed a block: at least EnsembleSize nodes registered at the
-// last placement are not suspect. A degraded segment rolls only then: a
-// roll onto the same failing node would make one segment per block.
+// recently did not answer an add: at least EnsembleSize nodes registered at
+// the last placement are not suspect. A degraded segment rolls only then: a
+// roll onto the same dead node would make one segment per block.
 func (b *Backend) rollHelps() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -376,9 +387,7 @@ func (s *sink) WriteBlock(ctx context.Context, blockNo int64, block []byte) erro
 				s.degraded = true
 			}
 			s.mu.Unlock()
-			if err != nil && !isFenced(err) && status.Code(err) != codes.InvalidArgument {
-				s.b.suspect(s.p.Nodes[i].ID)
-			}
+			s.b.heard(s.p.Nodes[i].ID, err)
 			results <- result{i, err}
 		}()
 	}

@@ -4,6 +4,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func ids(nodes []Node) []string {
@@ -67,8 +70,32 @@ func TestPlacementAvoidsFailedNodesOnlyWhenOthersCanTakeTheirPlace(t *testing.T)
 			}
 		})
 	}
-	// A failure is forgotten after suspectFor.
+	// An answer from the node, a refusal included, clears it; a node that
+	// does not answer is suspect again.
 	b := New(Config{})
+	b.mu.Lock()
+	b.chooseLocked(nodes("a", "b", "c"), now)
+	b.mu.Unlock()
+	for _, tc := range []struct {
+		err       error
+		rollHelps bool
+	}{
+		{status.Error(codes.Unavailable, "down"), false},
+		{status.Error(codes.DataLoss, "segment_lost"), true},
+		{status.Error(codes.DeadlineExceeded, "slow"), false},
+		{status.Error(codes.Canceled, "the writer's own"), false},
+		{nil, true},
+		{status.Error(codes.ResourceExhausted, "full"), false},
+		{status.Error(codes.FailedPrecondition, "fenced"), true},
+	} {
+		b.heard("c", tc.err)
+		if got := b.rollHelps(); got != tc.rollHelps {
+			t.Fatalf("after %v: rollHelps %t, want %t", tc.err, got, tc.rollHelps)
+		}
+	}
+
+	// A failure is forgotten after suspectFor.
+	b = New(Config{})
 	b.suspects["c"] = now.Add(-suspectFor)
 	b.mu.Lock()
 	got := b.chooseLocked(nodes("a", "b", "c", "d"), now)

@@ -51,3 +51,39 @@ func TestWritesContinueWhenOneOfThreeLogStoresIsGoneForGood(t *testing.T) {
 		t.Fatalf("%d segments for %d appends of 4 blocks a segment: the writer rolled at every failure", len(st.Segments), 10+after)
 	}
 }
+
+// TestWriterRollsAwayFromAReplicaThatRestarted: a LogStore that restarted
+// with an empty memory refuses the blocks of the segment it lost, but it
+// answers: the writer rolls at once to a segment on all three, and the
+// degraded one is sealed.
+func TestWriterRollsAwayFromAReplicaThatRestarted(t *testing.T) {
+	e := newEnv(t)
+	etcd := testenv.Etcd(t)
+	e.cluster.Register(t, etcd, e.prefix)
+	c, _ := e.client(func(cfg *options.Config) { cfg.Quorum.LogStores = nil })
+	l := e.log(c, "rolls")
+	w, err := l.OpenWriter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	acked := appendAll(t, w, "before", 5)
+	st, err := l.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := st.Segments[len(st.Segments)-1].ID
+	e.cluster.Restart(t, etcd, 1, e.store, "", 64<<20)
+	e.cluster.Register(t, etcd, e.prefix)
+	acked = append(acked, appendAll(t, w, "after", 10)...)
+	st, err = l.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range st.Segments {
+		if sg.ID == first && !sg.Sealed {
+			t.Fatalf("segment %d, degraded by the restart, is still open after 10 more appends (segments %+v)", first, st.Segments)
+		}
+	}
+	_ = acked
+}
