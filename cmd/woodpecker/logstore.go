@@ -36,6 +36,16 @@ const (
 	// logstoreRegisterRetry is the wait before registering again after
 	// the lease was lost (etcd unreachable for longer than its TTL).
 	logstoreRegisterRetry = time.Second
+	// defaultLogstoreBudgetBlocks bounds the blocks a LogStore holds
+	// (--budget-blocks). Each held block is a PUT a seal or a recovery
+	// waits for when the uploader lags: a writer of small blocks makes
+	// them faster than object storage takes one PUT each (thousands
+	// behind, a seal took a minute; TestLogStoreKills: with 4096 a kill
+	// cycle took 30 s, with 1024 7 s). At a few hundred PUTs a second this
+	// bounds that wait to seconds; writers above it wait for uploads
+	// (budget backpressure), which small-block writers do anyway in the
+	// long run: the uploads set their pace.
+	defaultLogstoreBudgetBlocks = 1024
 )
 
 type logstoreFlags struct {
@@ -84,7 +94,7 @@ stdout. SIGINT or SIGTERM deregisters it and stops it gracefully.`,
 	fl.StringVar(&f.zone, "zone", "", "failure domain: ensembles spread over zones")
 	fl.StringVar(&f.id, "id", "", "node id in the registry, unique in the cluster (default: the advertised address)")
 	fl.StringVar(&f.budget, "budget", "512MiB", "bytes of blocks held in memory at most (e.g. 512MiB, 2GiB)")
-	fl.Int64Var(&f.budgetBlocks, "budget-blocks", 0, "blocks held in memory at most (0: no limit but --budget): bounds the uploads a seal or a recovery makes up when uploads lag")
+	fl.Int64Var(&f.budgetBlocks, "budget-blocks", defaultLogstoreBudgetBlocks, "blocks held in memory at most (0: no limit but --budget): bounds the uploads a seal or a recovery makes up when uploads lag, and so their time")
 	fl.StringVar(&f.dataDir, "data-dir", "", "journal directory: blocks and fences are synced there before they are acknowledged, and replayed at start (empty: memory only)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "TTL of the registration's etcd lease: how soon a dead node is forgotten")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; needs --tls-key)")

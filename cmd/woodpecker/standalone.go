@@ -356,7 +356,7 @@ func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n i
 				return err
 			}
 		}
-		srv, err := logstore.New(logstore.Config{NodeID: node.ID, Addr: node.Addr, BudgetBytes: budget,
+		srv, err := logstore.New(logstore.Config{NodeID: node.ID, Addr: node.Addr, BudgetBytes: budget, BudgetBlocks: defaultLogstoreBudgetBlocks,
 			Store: s.store.Raw, Root: "", RegisteredRevision: remembers, Journal: jdir, StopTimeout: standaloneLogstoreStop,
 			Logger: s.log})
 		if err != nil {

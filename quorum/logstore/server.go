@@ -361,8 +361,10 @@ type segState struct {
 	uploaded int64 // upload watermark, -1: none
 	uploader bool
 	flushTo  int64 // highest through_block a Flush asked for, -1: none
-	// uploading is set while an upload goroutine runs for the segment.
-	uploading bool
+	// uploading is set while an upload goroutine runs for the segment;
+	// uploadKick wakes it to start more puts.
+	uploading  bool
+	uploadKick chan struct{}
 	// putErr is why uploading stopped for good: the next slot in object
 	// storage holds other data (a fence).
 	putErr error
@@ -401,7 +403,7 @@ func (s *Server) segLocked(k segKey, create bool) *segState {
 		return st
 	}
 	st = &segState{key: k, epoch: -1, blocks: map[int64][]byte{}, dropped: -1, lac: -1, uploaded: -1, flushTo: -1,
-		changed: make(chan struct{}), jdropped: -1}
+		changed: make(chan struct{}), jdropped: -1, uploadKick: make(chan struct{}, 1)}
 	st.ctx, st.cancel = context.WithCancel(s.ctx)
 	s.segs[k] = st
 	st.watch = s.watches[k]

@@ -516,3 +516,81 @@ func TestFlushHonoursItsDeadline(t *testing.T) {
 		t.Fatalf("flush past its deadline: %v", err)
 	}
 }
+
+// gatedStore holds every put until release is closed, counting the puts
+// in flight.
+type gatedStore struct {
+	objstore.Store
+	release chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+}
+
+func (s *gatedStore) Put(ctx context.Context, key string, data []byte, opts objstore.PutOptions) error {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.now--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Put(ctx, key, data, opts)
+}
+
+func (s *gatedStore) inFlight() (now, most int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now, s.most
+}
+
+// TestUploaderPutsAcknowledgedBlocksInParallelAndTheRestOneAtATime: blocks
+// at or below the LAC (acknowledged: no recovery ends the segment before
+// them) are put several at once; blocks past it one at a time, so that a
+// fence in a slot stops the uploads with nothing stored above it.
+func TestUploaderPutsAcknowledgedBlocksInParallelAndTheRestOneAtATime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lac  int64
+		want int
+	}{
+		{"acknowledged", 9, segmentUploadParallel},
+		{"not acknowledged", -1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &gatedStore{Store: memstore.New(), release: make(chan struct{})}
+			r := startReplica(t, Config{Store: store, UploadParallel: 16})
+			var once sync.Once
+			release := func() { once.Do(func() { close(store.release) }) }
+			defer release()
+			for n := range int64(10) {
+				req := addReq(t, n)
+				req.Uploader, req.Lac = true, tc.lac
+				mustAdd(t, r, req)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if now, _ := store.inFlight(); now >= tc.want || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // room for more than wanted to start
+			if _, most := store.inFlight(); most != tc.want {
+				t.Fatalf("%d puts in flight at most, want %d", most, tc.want)
+			}
+			release()
+			if resp, err := r.Flush(ctxT(t), &quorumpb.FlushRequest{Segment: testSegment(), ThroughBlock: 9}); err != nil || resp.GetUploaded() != 9 {
+				t.Fatalf("flush: %v, %v; want watermark 9", resp, err)
+			}
+			wantUploaded(t, store, 10)
+		})
+	}
+}

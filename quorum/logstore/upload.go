@@ -14,13 +14,29 @@ import (
 	"github.com/woodpecker-wal/woodpecker/segment"
 )
 
-// Uploads. A segment's blocks are uploaded in block order, from the block
-// after the watermark, by one goroutine per segment that has work: the
-// segment's uploader replica uploads every block it is sent (until the
-// segment is fenced), any replica uploads up to what a Flush asks for.
-// The goroutine ends when the next block is not held here; an add or a
-// Flush starts it again. Puts across segments share Config.UploadParallel
-// slots.
+// Uploads. A segment's blocks are uploaded from the block after the
+// watermark, up to segmentUploadParallel at once, by one goroutine per
+// segment that has work: the segment's uploader replica uploads every
+// block it is sent (until the segment is fenced), any replica uploads up
+// to what a Flush asks for. The watermark moves over the blocks uploaded
+// without a gap below them. The goroutine ends when the next block is not
+// held here and no put runs; an add or a Flush starts it again. Puts
+// across segments share Config.UploadParallel slots.
+//
+// Puts of one segment run in parallel because a writer of small blocks
+// makes them faster than one PUT at a time stores them: the uploader fell
+// thousands of blocks behind, and a seal waited for them all. Only blocks
+// at or below the LAC the replica heard go in parallel: they were
+// acknowledged, so no recovery ends the segment before them and no fence
+// can land below them, and none is left in object storage above a
+// segment's end. Past the LAC blocks go one at a time, as a fence in the
+// next slot stops the uploads. A crash may leave acknowledged blocks in
+// object storage above one that is not: create-only puts of deterministic
+// bytes make a seal's or a recovery's later copy of the missing one land
+// the same.
+
+// segmentUploadParallel bounds the puts in flight for one segment.
+const segmentUploadParallel = 4
 
 // wantsUploadLocked reports whether the segment's next block should be
 // uploaded. Requires s.mu.
@@ -34,7 +50,15 @@ func (s *Server) wantsUploadLocked(st *segState) bool {
 // startUploadLocked starts the segment's upload goroutine when there is
 // work and none runs. Requires s.mu.
 func (s *Server) startUploadLocked(st *segState) {
-	if st.uploading || s.closed || !s.wantsUploadLocked(st) {
+	if st.uploading {
+		// More may start now (a block came, the LAC moved).
+		select {
+		case st.uploadKick <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if s.closed || !s.wantsUploadLocked(st) {
 		return
 	}
 	if _, ok := st.blocks[st.uploaded+1]; !ok {
@@ -46,42 +70,87 @@ func (s *Server) startUploadLocked(st *segState) {
 }
 
 // uploadLoop uploads the segment's blocks from the one after the
-// watermark for as long as they are held and wanted.
+// watermark for as long as they are held and wanted, several at once. The
+// puts it starts end before it returns.
 func (s *Server) uploadLoop(st *segState) {
 	defer s.uploads.Done()
+	type result struct {
+		n   int64
+		err error
+	}
+	results := make(chan result, segmentUploadParallel)
+	running := 0
+	next := int64(-1)        // the next block to put
+	done := map[int64]bool{} // put, above the watermark
 	for {
 		s.mu.Lock()
-		next := st.uploaded + 1
-		data, ok := st.blocks[next]
-		if !ok || s.closed || !s.wantsUploadLocked(st) {
+		next = max(next, st.uploaded+1)
+		for running < segmentUploadParallel && !s.closed && s.wantsUploadLocked(st) {
+			if done[next] {
+				next++
+				continue
+			}
+			if !(st.uploader && !st.fenced) && next > st.flushTo {
+				break // a Flush's work ends there
+			}
+			if next > st.lac && running > 0 {
+				break // beyond the acknowledged prefix, one at a time
+			}
+			data, ok := st.blocks[next]
+			if !ok {
+				break
+			}
+			n, ctx := next, st.ctx
+			running++
+			next++
+			go func() { results <- result{n, s.put(ctx, st.key, n, data)} }()
+		}
+		if running == 0 {
 			st.uploading = false
 			st.notifyLocked()
 			s.mu.Unlock()
 			return
 		}
-		ctx := st.ctx
 		s.mu.Unlock()
 
-		err := s.put(ctx, st.key, next, data)
+		var r result
+		select {
+		case r = <-results:
+		case <-st.uploadKick:
+			continue
+		}
+		running--
 
 		s.mu.Lock()
 		switch {
-		case err == nil:
-			if next > st.uploaded {
-				st.uploaded = next
+		case r.err == nil:
+			done[r.n] = true
+			moved := false
+			for done[st.uploaded+1] {
+				st.uploaded++
+				moved = true
+			}
+			for n := range done {
+				if n <= st.uploaded {
+					delete(done, n)
+				}
+			}
+			if moved {
 				s.dropLocked(st)
 				st.notifyLocked()
 			}
-		case errors.Is(err, walerr.ErrFenced):
+		case errors.Is(r.err, walerr.ErrFenced):
 			// The slot holds a fence or another writer's block: a recovery
 			// owns the segment now.
-			st.putErr = err
+			if st.putErr == nil {
+				s.log.Warn("upload stopped: object storage holds other data in the block's slot; segment fenced",
+					zap.Int64("log", st.key.log), zap.Int64("segment", st.key.seg), zap.Int64("block", r.n), zap.Error(r.err))
+			}
+			st.putErr = r.err
 			st.fenced = true
-			s.log.Warn("upload stopped: object storage holds other data in the block's slot; segment fenced",
-				zap.Int64("log", st.key.log), zap.Int64("segment", st.key.seg), zap.Int64("block", next), zap.Error(err))
 		}
-		// Otherwise the segment was released or the server closed: the
-		// next turn ends the loop.
+		// Otherwise the segment was released or the server closed: no
+		// more puts start, and the loop ends once the running ones have.
 		s.mu.Unlock()
 	}
 }
