@@ -1,6 +1,7 @@
 package logstore
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -190,10 +191,7 @@ func (s *Server) closeJournal() {
 		return
 	}
 	s.mu.Lock()
-	states := make([]*segState, 0, len(s.segs))
-	for _, st := range s.segs {
-		states = append(states, st)
-	}
+	states := slices.Collect(maps.Values(s.segs))
 	s.mu.Unlock()
 	for _, st := range states {
 		st.jmu.Lock()

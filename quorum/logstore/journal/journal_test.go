@@ -41,6 +41,19 @@ func replay(t *testing.T, d *Dir) []Segment {
 	return segs
 }
 
+// faultyFile creates the file of log 1 segment 2 in a fresh journal, on a
+// file system that injects the faults the test asks for.
+func faultyFile(t *testing.T) (string, *errorfs.FS, *File) {
+	t.Helper()
+	dir := t.TempDir()
+	efs := errorfs.Wrap(vfs.Default)
+	f, err := open(t, efs, dir).Create(1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, efs, f
+}
+
 func blockRec(n int64, size int) Record {
 	return Record{Kind: KindBlock, N: n, Data: bytes.Repeat([]byte{byte('a' + n)}, size)}
 }
@@ -93,13 +106,7 @@ func TestAppendedRecordsAreReplayedInOrderAfterAReopen(t *testing.T) {
 }
 
 func TestReplayCutsATornTailAndKeepsWhatCameBefore(t *testing.T) {
-	dir := t.TempDir()
-	efs := errorfs.Wrap(vfs.Default)
-	d := open(t, efs, dir)
-	f, err := d.Create(1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, efs, f := faultyFile(t)
 	if err := f.Append(blockRec(0, 5000)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,7 @@ func TestReplayCutsATornTailAndKeepsWhatCameBefore(t *testing.T) {
 	// undo them never ran.
 	efs.Inject(errorfs.Rule{Op: errorfs.OpWrite, Nth: 2, TornAfter: 1000})
 	efs.Inject(errorfs.Rule{Op: errorfs.OpTruncate})
-	err = f.Append(blockRec(1, 5000))
+	err := f.Append(blockRec(1, 5000))
 	if !errors.Is(err, ErrBroken) {
 		t.Fatalf("append whose write failed and could not be undone: %v, want ErrBroken", err)
 	}
@@ -132,13 +139,7 @@ func TestReplayCutsATornTailAndKeepsWhatCameBefore(t *testing.T) {
 }
 
 func TestFailedWriteIsUndoneAndTheFileStaysUsable(t *testing.T) {
-	dir := t.TempDir()
-	efs := errorfs.Wrap(vfs.Default)
-	d := open(t, efs, dir)
-	f, err := d.Create(1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, efs, f := faultyFile(t)
 	inj := efs.Inject(errorfs.Rule{Op: errorfs.OpWrite, TornAfter: 7})
 	if err := f.Append(blockRec(0, 100)); err == nil || errors.Is(err, ErrBroken) {
 		t.Fatalf("append whose write failed: %v, want a plain error", err)
@@ -154,13 +155,7 @@ func TestFailedWriteIsUndoneAndTheFileStaysUsable(t *testing.T) {
 }
 
 func TestFailedSyncBreaksTheFileUntilARewrite(t *testing.T) {
-	dir := t.TempDir()
-	efs := errorfs.Wrap(vfs.Default)
-	d := open(t, efs, dir)
-	f, err := d.Create(1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, efs, f := faultyFile(t)
 	if err := f.Append(blockRec(0, 100)); err != nil {
 		t.Fatal(err)
 	}
