@@ -29,6 +29,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/vfs"
+	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
 const (
@@ -382,7 +383,7 @@ func (f *File) Append(recs ...Record) error {
 	if err := f.f.Sync(); err != nil {
 		// What the failed sync covered may be gone whatever the file now
 		// says (vfs): nothing more goes into it.
-		f.broken = errors.Mark(errors.Wrapf(err, "journal: sync %s", f.f.Name()), ErrBroken)
+		f.broken = walerr.Mark(errors.Wrapf(err, "journal: sync %s", f.f.Name()), ErrBroken)
 		return f.broken
 	}
 	f.size = off
@@ -401,7 +402,7 @@ func (f *File) writeAt(b []byte, off int64) error {
 func (f *File) undo(size int64, err error) error {
 	err = errors.Wrapf(err, "journal: write %s", f.f.Name())
 	if terr := f.f.Truncate(size); terr != nil {
-		f.broken = errors.Mark(errors.CombineErrors(err, terr), ErrBroken)
+		f.broken = walerr.Mark(errors.CombineErrors(err, terr), ErrBroken)
 		return f.broken
 	}
 	return err
@@ -440,7 +441,7 @@ func (f *File) Rewrite(recs ...Record) error {
 	_ = f.f.Close()
 	f.f, f.size, f.broken = nf, int64(len(b)), nil
 	if err := d.syncDir(d.segs); err != nil {
-		f.broken = errors.Mark(err, ErrBroken)
+		f.broken = walerr.Mark(err, ErrBroken)
 		return f.broken
 	}
 	return nil
@@ -455,7 +456,7 @@ func (f *File) Release() error {
 		_ = f.f.Close()
 	}
 	f.closed = true
-	f.broken = errors.Mark(errors.New("journal: segment released"), ErrBroken)
+	f.broken = walerr.Mark(errors.New("journal: segment released"), ErrBroken)
 	tomb := d.name(f.log, f.seg, releasedSufix)
 	if err := d.fs.Rename(d.name(f.log, f.seg, walSuffix), tomb); err != nil {
 		return errors.Wrapf(err, "journal: release log %d segment %d", f.log, f.seg)
@@ -474,7 +475,7 @@ func (f *File) Release() error {
 // Close closes the file.
 func (f *File) Close() error {
 	if f.broken == nil {
-		f.broken = errors.Mark(errors.New("journal: file closed"), ErrBroken)
+		f.broken = walerr.Mark(errors.New("journal: file closed"), ErrBroken)
 	}
 	if f.closed {
 		return nil
