@@ -292,7 +292,8 @@ func (d *Dir) replayFile(log, seg int64) (Segment, error) {
 	if size < int64(len(b)) {
 		// The torn tail goes, or the next append would follow it and be
 		// lost to the next replay.
-		if err := f.Truncate(size); err == nil {
+		err := f.Truncate(size)
+		if err == nil {
 			err = f.Sync()
 		}
 		if err != nil {
