@@ -2,6 +2,9 @@ package shared
 
 import (
 	"context"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,9 +240,30 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 	c.SetLimit(info.Blocks)
 	defer c.Close()
 	// The first two runs' GETs go through; later ones are held in flight.
-	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyPattern: "shared/*", Nth: prefetch + 1, Times: -1, Action: memstore.ActionHold})
+	// Runs are picked by object, not by the order GETs arrive in: the
+	// cursor issues them from goroutines, and under load the GET of run 2
+	// (issued once run 0 arrived) can overtake run 1's (a CI-like run hung
+	// so, holding run 1).
+	var objectKeys []string
+	for _, k := range store.Keys() {
+		if strings.HasPrefix(k, "shared/") {
+			objectKeys = append(objectKeys, k)
+		}
+	}
+	slices.Sort(objectKeys) // names start with their creation time
+	if len(objectKeys) != objects {
+		t.Fatalf("%d shared objects, want %d: %v", len(objectKeys), objects, objectKeys)
+	}
+	later := make([]string, 0, objects-prefetch)
+	for _, k := range objectKeys[prefetch:] {
+		later = append(later, regexp.QuoteMeta(k))
+	}
+	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyRegexp: regexp.MustCompile("^(" + strings.Join(later, "|") + ")$"),
+		Times: -1, Action: memstore.ActionHold})
+	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute) // a held GET fails the test, not hangs it
+	defer ncancel()
 	for want := range int64(3) { // all of run 0, the first block of run 1
-		h, _, err := c.Next(context.Background())
+		h, _, err := c.Next(nctx)
 		if err != nil || h.BlockNo != want {
 			t.Fatalf("block %d: %+v %v", want, h, err)
 		}
