@@ -66,13 +66,15 @@ func runQuorumBench(b *testing.B, size, depth int, journaled bool) {
 	if journaled {
 		start = quorumtest.StartJournaled
 	}
-	cluster := start(b, etcd, quorum.EnsembleSize, store, "", quorumBudget)
+	// The LogStores' uploads are the PUTs that count: they go through the
+	// counter too.
+	counter := NewCountingStore(store)
+	cluster := start(b, etcd, quorum.EnsembleSize, counter, "", quorumBudget)
 
 	cfg := options.Default()
 	cfg.Etcd.RootPath = testenv.UniquePrefix(b)
 	cfg.Mode = options.ModeQuorumBuffer
 	cfg.Quorum.LogStores = cluster.Addrs()
-	counter := NewCountingStore(store)
 	c, err := woodpecker.New(ctx, cfg, woodpecker.WithEtcdClient(etcd), woodpecker.WithObjectStore(counter))
 	if err != nil {
 		b.Fatal(err)
