@@ -610,19 +610,17 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 			// Not taken; or dropped meanwhile: object storage has it.
 			s.held -= size
 			s.nblocks--
-			s.m.bytesHeld.Set(float64(s.held))
-			s.m.blocksHeld.Set(float64(s.nblocks))
 			if err != nil {
 				return nil, err
 			}
 		} else {
 			st.blocks[n] = data
 			st.bytes += size
+			st.watchChangedLocked()
+			s.m.added.Inc()
+			s.m.bytesHeld.Set(float64(s.held))
+			s.m.blocksHeld.Set(float64(s.nblocks))
 		}
-		st.watchChangedLocked()
-		s.m.added.Inc()
-		s.m.bytesHeld.Set(float64(s.held))
-		s.m.blocksHeld.Set(float64(s.nblocks))
 	}
 	s.startUploadLocked(st)
 	resp := &quorumpb.AddBlockResponse{Uploaded: -1}

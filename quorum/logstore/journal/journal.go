@@ -22,7 +22,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -191,23 +190,32 @@ func (d *Dir) Replay() ([]Segment, error) {
 	if err != nil {
 		return nil, errors.Wrapf(err, "journal: list %s", d.segs)
 	}
+	type key struct{ log, seg int64 }
+	parse := func(name, suffix string) (key, bool) {
+		base, ok := strings.CutSuffix(name, suffix)
+		var k key
+		if n, err := fmt.Sscanf(base, "%d-%d", &k.log, &k.seg); !ok || n != 2 || err != nil || fmt.Sprintf("%d-%d", k.log, k.seg) != base {
+			return key{}, false
+		}
+		return k, true
+	}
+	// Tombstones first: a segment that has one was released, whatever
+	// else is left of it (a file created for it again before its
+	// tombstone was forgotten).
 	var out []Segment
+	released := map[key]bool{}
 	for _, e := range entries {
-		var log, seg int64
-		name := e.Name()
-		released := strings.HasSuffix(name, releasedSufix)
-		if !released && !strings.HasSuffix(name, walSuffix) {
-			continue // temporary files of an interrupted rewrite
+		if k, ok := parse(e.Name(), releasedSufix); ok {
+			released[k] = true
+			out = append(out, Segment{Log: k.log, Seg: k.seg, Released: true})
 		}
-		base := strings.TrimSuffix(strings.TrimSuffix(name, walSuffix), releasedSufix)
-		if n, err := fmt.Sscanf(base, "%d-%d", &log, &seg); n != 2 || err != nil || fmt.Sprintf("%d-%d", log, seg) != base {
-			continue
+	}
+	for _, e := range entries {
+		k, ok := parse(e.Name(), walSuffix)
+		if !ok || released[k] {
+			continue // not a segment's file (a rewrite's temporary file), or released
 		}
-		if released {
-			out = append(out, Segment{Log: log, Seg: seg, Released: true})
-			continue
-		}
-		s, err := d.replayFile(log, seg)
+		s, err := d.replayFile(k.log, k.seg)
 		if err != nil {
 			for _, o := range out {
 				if o.File != nil {
@@ -220,44 +228,7 @@ func (d *Dir) Replay() ([]Segment, error) {
 			out = append(out, s)
 		}
 	}
-	// A segment with both files was released while a rewrite of its file
-	// was under way: the tombstone wins.
-	slices.SortFunc(out, func(a, b Segment) int {
-		if a.Log != b.Log {
-			return cmpInt(a.Log, b.Log)
-		}
-		if a.Seg != b.Seg {
-			return cmpInt(a.Seg, b.Seg)
-		}
-		return boolInt(b.Released) - boolInt(a.Released)
-	})
-	out = slices.CompactFunc(out, func(a, b Segment) bool {
-		if a.Log == b.Log && a.Seg == b.Seg {
-			if b.File != nil {
-				_ = b.File.Close()
-			}
-			return true
-		}
-		return false
-	})
 	return out, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (d *Dir) replayFile(log, seg int64) (Segment, error) {

@@ -199,6 +199,16 @@ func TestReleasedSegmentIsATombstoneUntilForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = f.Close() // idempotent after Release
+	// A file made for the segment again before its tombstone went does
+	// not bring it back.
+	again, err := d.Create(4, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Append(blockRec(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	_ = again.Close()
 	segs := replay(t, open(t, nil, dir))
 	if len(segs) != 1 || !segs[0].Released || segs[0].File != nil || len(segs[0].Records) != 0 {
 		t.Fatalf("replayed %+v, want the tombstone of 4/9", segs)
@@ -208,6 +218,9 @@ func TestReleasedSegmentIsATombstoneUntilForgotten(t *testing.T) {
 		t.Fatalf("tombstone: %v, %v; want an empty file", info, err)
 	}
 	if err := d.Forget(4, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, segmentsDir, "4-9.wal")); err != nil {
 		t.Fatal(err)
 	}
 	if segs := replay(t, open(t, nil, dir)); len(segs) != 0 {
