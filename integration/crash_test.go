@@ -24,6 +24,7 @@ import (
 
 	"github.com/cockroachdb/errors"
 
+	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
@@ -109,16 +110,19 @@ func crashTweak(cfg *options.Config) {
 // open, every fourth 200-5000 ms after the process starts (the child takes
 // seconds to open 16 writers under -race). Every log gets the checks
 // above, and each entry must carry its own log's tag: a block committed
-// into another log's extents would show.
+// into another log's extents would show. Kind quorum-shared does the same
+// in QuorumBuffer, whose LogStores pack the 16 logs' blocks into shared
+// objects: a kill leaves blocks on the LogStores that no object holds yet,
+// which the next writer's recovery copies.
 func TestCrash(t *testing.T) {
 	rounds := 20
 	if soak() {
 		rounds = 200
 	}
-	for _, kind := range []string{kindMinIO, kindLocal, kindQuorum, kindShared} {
+	for _, kind := range []string{kindMinIO, kindLocal, kindQuorum, kindShared, kindQuorumShared} {
 		t.Run(kind, func(t *testing.T) {
 			logs := 1
-			if kind == kindShared {
+			if kind == kindShared || kind == kindQuorumShared {
 				logs = sharedCrashLogs
 			}
 			runCrash(t, kind, logs, rounds, 0)
@@ -595,6 +599,9 @@ func runCrash(t *testing.T, kind string, logs, rounds, storeKills int) {
 		}
 		sameEntries(t, "tail reader of "+cl.name+" across the crashes", got, wholes[i])
 	}
+	if kind == kindQuorumShared {
+		checkSharedLayout(t, s)
+	}
 
 	t.Logf("%s: %d logs, %d kills (%d timed from process start, %d before the writers were open, %d of them with some open), "+
 		"%d acknowledged entries recorded, %d entries in the logs checked, %s",
@@ -874,4 +881,27 @@ func waitSealed(t *testing.T, l *woodpecker.Log, ids []int64) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("segments %v still open a minute after a LogStore restart: the writer did not roll away", ids)
+}
+
+// checkSharedLayout checks that the site's blocks are in shared objects:
+// the bucket holds some, and no per-log block object.
+func checkSharedLayout(t *testing.T, s *site) {
+	t.Helper()
+	objs, err := objstore.ListAll(context.Background(), s.store(t), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedObjs, perLog := 0, 0
+	for _, o := range objs {
+		switch {
+		case strings.HasPrefix(o.Key, "shared/"):
+			sharedObjs++
+		case strings.Contains(o.Key, "/b-"):
+			perLog++
+		}
+	}
+	if sharedObjs == 0 || perLog > 0 {
+		t.Fatalf("%d shared objects and %d per-log block objects: the blocks are not in shared objects", sharedObjs, perLog)
+	}
+	t.Logf("%d shared objects", sharedObjs)
 }

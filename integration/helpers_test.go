@@ -37,6 +37,10 @@ const (
 	// writer.batchWindow > 0, so a client packs the blocks of all its logs
 	// into shared objects committed by etcd transactions.
 	kindShared = "shared"
+	// kindQuorumShared is QuorumBuffer whose LogStores pack the blocks of
+	// every log they serve into shared objects (writer.batchWindow > 0 on
+	// the client places segments so).
+	kindQuorumShared = "quorum-shared"
 )
 
 // sharedWindow is writer.batchWindow on kindShared sites.
@@ -69,7 +73,7 @@ func newSite(t *testing.T, kind string) *site {
 		s.Dir = t.TempDir()
 	case kindMem:
 		s.mem = memstore.New()
-	case kindQuorum:
+	case kindQuorum, kindQuorumShared:
 		s.S3 = testenv.MinIO(t)
 		s.Bucket = testenv.NewBucket(t, s.S3)
 		s.stores = startLogStores(t, s)
@@ -96,10 +100,13 @@ func (s *site) config(tweak func(*options.Config)) options.Config {
 	case kindLocal:
 		cfg.Storage.Type = options.StorageLocal
 		cfg.Storage.RootPath = s.Dir
-	case kindMinIO, kindShared, kindQuorum:
+	case kindMinIO, kindShared, kindQuorum, kindQuorumShared:
 		switch s.Kind {
 		case kindQuorum:
 			cfg.Mode = options.ModeQuorumBuffer
+		case kindQuorumShared:
+			cfg.Mode = options.ModeQuorumBuffer
+			cfg.Writer.BatchWindow = sharedWindow
 		case kindShared:
 			cfg.Writer.BatchWindow = sharedWindow
 		}
@@ -137,7 +144,7 @@ func (s *site) openS3(t testing.TB) *s3store.Store {
 func (s *site) store(t testing.TB) objstore.Store {
 	t.Helper()
 	switch s.Kind {
-	case kindMinIO, kindShared, kindQuorum:
+	case kindMinIO, kindShared, kindQuorum, kindQuorumShared:
 		return s.openS3(t)
 	case kindMem:
 		return s.mem
@@ -154,7 +161,7 @@ func (s *site) client(t testing.TB, tweak func(*options.Config)) *woodpecker.Cli
 	cfg := s.config(tweak)
 	opts := []woodpecker.Option{woodpecker.WithEtcdClient(testenv.Etcd(t))}
 	switch s.Kind {
-	case kindMinIO, kindShared, kindQuorum:
+	case kindMinIO, kindShared, kindQuorum, kindQuorumShared:
 		// The client does not close a store it opened itself; give it
 		// one this test closes.
 		opts = append(opts, woodpecker.WithObjectStore(s.openS3(t)))

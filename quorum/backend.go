@@ -18,6 +18,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Config configures a Backend.
@@ -25,6 +26,11 @@ type Config struct {
 	// Objects is where the replicas upload blocks, and where sealed
 	// segments are read: the object backend MemoryBuffer would use.
 	Objects *segment.ObjectBackend
+	// Shared, when set, reads and seals segments whose LogStores upload
+	// into shared objects (docs/shared-objects.md), over Objects and
+	// the etcd index; with SharedObjects new segments are placed so.
+	Shared        *shared.Backend
+	SharedObjects bool
 	// Transport reaches the replicas.
 	Transport Transport
 	// Etcd and Root locate the LogStore registry (quorum.Nodes). Unused
@@ -52,7 +58,9 @@ type Config struct {
 // garbage collection); writes, recovery and reads of the not-yet-uploaded
 // tail go to the segment's ensemble of replicas.
 type Backend struct {
-	*segment.ObjectBackend
+	// Backend serves what is in object storage, in the per-log layout
+	// or in shared objects, by the segment's placement.
+	*shared.Backend
 	cfg Config
 
 	mu     sync.Mutex
@@ -92,7 +100,11 @@ func New(cfg Config) *Backend {
 	if cfg.SealMaxBackoff < cfg.SealInitialBackoff {
 		cfg.SealMaxBackoff = max(2*time.Second, cfg.SealInitialBackoff)
 	}
-	return &Backend{ObjectBackend: cfg.Objects, cfg: cfg, placed: map[string]int{}, known: map[string]Node{},
+	if cfg.Shared == nil {
+		cfg.Shared = shared.NewBackend(cfg.Objects, nil, shared.StreamConfig{}, nil)
+		cfg.SharedObjects = false
+	}
+	return &Backend{Backend: cfg.Shared, cfg: cfg, placed: map[string]int{}, known: map[string]Node{},
 		suspects: map[string]time.Time{}}
 }
 
@@ -115,7 +127,7 @@ type placement struct {
 
 func parsePlacement(ref segment.Ref) (placement, error) {
 	var p placement
-	if err := json.Unmarshal([]byte(ref.Placement), &p); err != nil || len(p.Nodes) != EnsembleSize {
+	if err := json.Unmarshal([]byte(shared.InnerPlacement(ref.Placement)), &p); err != nil || len(p.Nodes) != EnsembleSize {
 		return placement{}, errors.Wrapf(walerr.ErrCorrupt, "segment %d of log %d: placement %q is not an ensemble of %d LogStores",
 			ref.SegmentID, ref.LogID, ref.Placement, EnsembleSize)
 	}
@@ -167,6 +179,9 @@ func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 			ref.SegmentID, ref.LogID, len(nodes), EnsembleSize, AckQuorum)
 	}
 	v, err := json.Marshal(placement{Nodes: chosen, Revision: rev})
+	if b.cfg.SharedObjects {
+		return shared.WithPlacement(string(v)), err
+	}
 	return string(v), err
 }
 
@@ -285,8 +300,14 @@ func (b *Backend) replicas(ref segment.Ref) (placement, []quorumpb.LogStoreClien
 	return p, cs, nil
 }
 
+// pbSegment names the segment in requests; a segment in shared objects
+// carries its writer's token, under which the uploader commits.
 func pbSegment(ref segment.Ref, epoch int64) *quorumpb.Segment {
-	return &quorumpb.Segment{LogId: ref.LogID, SegmentId: ref.SegmentID, Epoch: epoch}
+	seg := &quorumpb.Segment{LogId: ref.LogID, SegmentId: ref.SegmentID, Epoch: epoch}
+	if shared.IsShared(ref.Placement) {
+		seg.SharedOwner = ref.Owner
+	}
+	return seg
 }
 
 // CreateSink implements segment.Backend.
@@ -295,9 +316,11 @@ func (b *Backend) CreateSink(ctx context.Context, ref segment.Ref, epoch int64) 
 	if err != nil {
 		return nil, err
 	}
-	obj, err := b.ObjectBackend.CreateSink(ctx, ref, epoch)
-	if err != nil {
-		return nil, err
+	var obj segment.Sink // writes the seal record of a per-log segment
+	if !shared.IsShared(ref.Placement) {
+		if obj, err = b.ObjectBackend.CreateSink(ctx, ref, epoch); err != nil {
+			return nil, err
+		}
 	}
 	return &sink{b: b, ref: ref, epoch: epoch, p: p, replicas: cs, obj: obj, lac: newLACTracker(), uploaded: -1}, nil
 }
@@ -465,7 +488,7 @@ func (s *sink) WriteSeal(ctx context.Context, info segment.SealInfo, record []by
 	for {
 		stored, err := s.b.uploadThrough(ctx, s.ref, s.epoch, s.replicas, info.Blocks)
 		if err == nil {
-			err = s.obj.WriteSeal(ctx, info, record)
+			err = s.writeSealRecord(ctx, info, record)
 			if err == nil {
 				s.b.release(ctx, s.ref, s.epoch, s.replicas)
 				return nil
@@ -497,6 +520,9 @@ func (s *sink) SealsPatiently() bool { return true }
 // Close implements segment.Sink.
 func (s *sink) Close() error {
 	s.stragglers.Wait()
+	if s.obj == nil {
+		return nil
+	}
 	return s.obj.Close()
 }
 
@@ -513,9 +539,14 @@ func (b *Backend) uploadThrough(ctx context.Context, ref segment.Ref, epoch int6
 	fctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
 	_, _ = cs[0].Flush(fctx, &quorumpb.FlushRequest{Segment: pbSegment(ref, epoch), ThroughBlock: blocks - 1})
 	cancel()
-	scan, err := b.ObjectBackend.Scan(ctx, ref)
+	scan, err := b.Backend.Scan(ctx, ref)
 	if err != nil {
 		return -1, err
+	}
+	if shared.IsShared(ref.Placement) {
+		return b.copyShared(ctx, ref, scan.Blocks, blocks, func(ctx context.Context, blk int64) ([]byte, error) {
+			return b.readFromAny(ctx, ref, epoch, cs, blk)
+		})
 	}
 	return copyBlocks(ctx, scan.Blocks, blocks, func(ctx context.Context, blk int64) error {
 		data, err := b.readFromAny(ctx, ref, epoch, cs, blk)
@@ -582,6 +613,10 @@ func copyBlocks(ctx context.Context, from, to int64, do func(ctx context.Context
 // A replica drops a block once it is uploaded, so a block that a replica
 // listed may be gone from it by the time it is read: then it is here.
 func (b *Backend) uploaded(ctx context.Context, ref segment.Ref, blk int64) bool {
+	if shared.IsShared(ref.Placement) {
+		ok, err := b.Committed(ctx, ref, blk)
+		return ok && err == nil
+	}
 	_, err := b.ObjectBackend.Store().Stat(ctx, segment.BlockKey(b.ObjectBackend.Root(), ref.LogID, ref.SegmentID, blk))
 	return err == nil
 }
@@ -672,7 +707,7 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 			answers[i] = Answer{Kind: Known, Blocks: f.GetBlocks(), Uploaded: f.GetUploaded()}
 		}
 	}
-	stored, err := b.ObjectBackend.Scan(ctx, ref)
+	stored, err := b.Backend.Scan(ctx, ref)
 	if err != nil {
 		return segment.SealInfo{}, err
 	}
@@ -680,6 +715,9 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 	if err != nil {
 		return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d (replica errors: %v)",
 			ref.SegmentID, ref.LogID, errors.Join(errs...))
+	}
+	if shared.IsShared(ref.Placement) {
+		return b.recoverShared(ctx, ref, epoch, p, cs, stored.Blocks, d)
 	}
 	if _, err := copyBlocks(ctx, stored.Blocks, d.End, func(ctx context.Context, blk int64) error {
 		data, err := b.readBlock(ctx, cs[d.Sources[blk]], ref, epoch, blk, grpc.WaitForReady(true))
@@ -754,7 +792,7 @@ func (b *Backend) survey(ctx context.Context, ref segment.Ref) (survey, error) {
 		}
 		sv.lac = max(sv.lac, st.GetLac())
 	}
-	if sv.stored, err = b.ObjectBackend.Scan(ctx, ref); err != nil {
+	if sv.stored, err = b.Backend.Scan(ctx, ref); err != nil {
 		return survey{}, err
 	}
 	return sv, nil
@@ -811,7 +849,7 @@ func (b *Backend) through(ctx context.Context, ref segment.Ref, stored segment.S
 	data, err := b.readFromAny(ctx, ref, 0, order, n-1)
 	if err != nil {
 		// Uploaded and dropped since the replicas answered.
-		if d, gerr := b.ObjectBackend.Store().Get(ctx, segment.BlockKey(b.ObjectBackend.Root(), ref.LogID, ref.SegmentID, n-1)); gerr == nil {
+		if d, gerr := b.storedBlock(ctx, ref, n-1); gerr == nil {
 			data, err = d, nil
 		}
 	}
@@ -828,7 +866,7 @@ func (b *Backend) through(ctx context.Context, ref segment.Ref, stored segment.S
 // OpenCursor implements segment.Backend: blocks come from object storage,
 // and the not-yet-uploaded tail from the replicas once a quorum holds it.
 func (b *Backend) OpenCursor(ref segment.Ref) segment.Cursor {
-	return &cursor{b: b, ref: ref, inner: b.ObjectBackend.OpenCursor(ref)}
+	return &cursor{b: b, ref: ref, inner: b.Backend.OpenCursor(ref)}
 }
 
 type cursor struct {

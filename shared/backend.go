@@ -10,6 +10,7 @@ package shared
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/errors"
@@ -23,6 +24,32 @@ import (
 
 // Placement marks a segment whose blocks live in shared objects.
 const Placement = "shared"
+
+// placementSep joins Placement and another backend's placement of a
+// segment whose blocks also live in shared objects: a QuorumBuffer
+// segment whose LogStores upload into shared objects records
+// "shared:<ensemble>".
+const placementSep = ":"
+
+// IsShared reports whether a segment of this placement keeps its blocks in
+// shared objects.
+func IsShared(placement string) bool {
+	return placement == Placement || strings.HasPrefix(placement, Placement+placementSep)
+}
+
+// WithPlacement returns the placement of a segment that another backend
+// places (inner) and whose blocks live in shared objects.
+func WithPlacement(inner string) string { return Placement + placementSep + inner }
+
+// InnerPlacement returns what WithPlacement was given, or placement itself
+// when it was not made by WithPlacement.
+func InnerPlacement(placement string) string {
+	inner, ok := strings.CutPrefix(placement, Placement+placementSep)
+	if !ok {
+		return placement
+	}
+	return inner
+}
 
 // SealName is the name of a shared segment's seal record in its prefix.
 const SealName = "sseal"
@@ -47,12 +74,28 @@ var (
 // segments go to shared objects, committed to index; with 0 they use the
 // per-log layout, and existing shared segments stay readable.
 func NewBackend(objects *segment.ObjectBackend, index Index, cfg StreamConfig, logger *zap.Logger) *Backend {
+	if index == nil {
+		index = noIndex{}
+	}
 	b := &Backend{ObjectBackend: objects, index: index}
 	if cfg.Window > 0 {
 		b.stream = NewStream(cfg, objects.Store(), index, objects.Root(), logger)
 		b.stream.resolve = b.committed
 	}
 	return b
+}
+
+// noIndex is the index of a backend opened without etcd: shared segments
+// cannot be read or written through it.
+type noIndex struct{}
+
+var errNoIndex = errors.New("segments in shared objects need the etcd metadata: open storage through the client")
+
+func (noIndex) CommitObject(context.Context, meta.ObjectCommit) ([]int64, error) {
+	return nil, errNoIndex
+}
+func (noIndex) Extents(context.Context, int64, int64, int64, int) ([]meta.Extent, error) {
+	return nil, errNoIndex
 }
 
 // Stream returns the backend's object stream, nil when the window is 0.
@@ -82,7 +125,7 @@ func (b *Backend) Place(ctx context.Context, ref segment.Ref) (string, error) {
 	return Placement, nil
 }
 
-func isShared(ref segment.Ref) bool { return ref.Placement == Placement }
+func isShared(ref segment.Ref) bool { return IsShared(ref.Placement) }
 
 func (b *Backend) sealKey(ref segment.Ref) string {
 	return segment.SegmentPrefix(b.Root(), ref.LogID, ref.SegmentID) + SealName
@@ -265,18 +308,24 @@ func (b *Backend) Scan(ctx context.Context, ref segment.Ref) (segment.SealInfo, 
 	return seal.Info, nil
 }
 
-// committed tells whether a block is part of its log: its extent is in
-// etcd, or, once the segment is sealed, within the seal.
+// committed tells whether the stream's pending block is part of its log.
 func (b *Backend) committed(ctx context.Context, p *pending) (bool, error) {
 	ref := segment.Ref{LogID: p.piece.LogID, SegmentID: p.piece.SegmentID, Placement: Placement}
-	if _, ok, err := metaExtent(ctx, b.index, ref, p.piece.BlockNo); err != nil || ok {
+	return b.Committed(ctx, ref, p.piece.BlockNo)
+}
+
+// Committed tells whether block blk of a shared segment is part of its
+// log: its extent is in etcd, or, once the segment is sealed, within the
+// seal.
+func (b *Backend) Committed(ctx context.Context, ref segment.Ref, blk int64) (bool, error) {
+	if _, ok, err := metaExtent(ctx, b.index, ref, blk); err != nil || ok {
 		return ok, err
 	}
 	s, err := b.ReadSeal(ctx, ref)
 	if errors.Is(err, objstore.ErrNotFound) {
 		// No seal yet: the extent would be in etcd; unless the seal and
 		// its deletion of the extents landed between the two reads.
-		if _, ok, err := metaExtent(ctx, b.index, ref, p.piece.BlockNo); err != nil || ok {
+		if _, ok, err := metaExtent(ctx, b.index, ref, blk); err != nil || ok {
 			return ok, err
 		}
 		s, err = b.ReadSeal(ctx, ref)
@@ -287,7 +336,7 @@ func (b *Backend) committed(ctx context.Context, p *pending) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return p.piece.BlockNo < s.Info.Blocks, nil
+	return blk < s.Info.Blocks, nil
 }
 
 func metaExtent(ctx context.Context, index Index, ref segment.Ref, block int64) (meta.Extent, bool, error) {

@@ -150,6 +150,8 @@ func Open(ctx context.Context, cfg options.Config, opts ...Option) (*Storage, er
 	objects := segment.NewObjectBackend(st.Store, "", cfg.Writer.MaxInflightUploads)
 	st.Backend = objects
 	switch {
+	case cfg.Mode == options.ModeQuorumBuffer && cfg.Writer.BatchWindow > 0 && o.index == nil:
+		return nil, errors.New("writer.batchWindow > 0 needs the etcd metadata: open storage through the client")
 	case cfg.Mode == options.ModeQuorumBuffer:
 		st.Backend = openQuorum(cfg, objects, o, st)
 	case o.index != nil:
@@ -200,7 +202,12 @@ func openQuorum(cfg options.Config, objects *segment.ObjectBackend, o openOption
 	for _, a := range cfg.Quorum.LogStores {
 		nodes = append(nodes, quorum.Node{ID: a, Addr: a})
 	}
-	return quorum.New(quorum.Config{Objects: objects, Transport: tr, Etcd: o.etcd, Root: cfg.Etcd.RootPath,
+	var sh *shared.Backend // reads segments the LogStores put in shared objects
+	if o.index != nil {
+		sh = shared.NewBackend(objects, o.index, shared.StreamConfig{}, o.log)
+	}
+	return quorum.New(quorum.Config{Objects: objects, Shared: sh, SharedObjects: cfg.Writer.BatchWindow > 0,
+		Transport: tr, Etcd: o.etcd, Root: cfg.Etcd.RootPath,
 		Nodes: nodes, Parallel: cfg.Quorum.MaxInflightBlocks, CallTimeout: cfg.Quorum.CallTimeout,
 		SealStall: cfg.Writer.UploadRetry.TotalTimeout, SealInitialBackoff: cfg.Writer.UploadRetry.InitialBackoff,
 		SealMaxBackoff: cfg.Writer.UploadRetry.MaxBackoff})

@@ -95,7 +95,9 @@ func compression(c options.Compression) segment.Compression {
 
 // recoverSegment seals a segment a previous writer left open.
 func (l *Log) recoverSegment(ctx context.Context, tok meta.WriterToken, sm meta.SegmentMeta) error {
-	info, err := l.c.backend.Recover(ctx, segmentRef(sm), tok.Epoch)
+	ref := segmentRef(sm)
+	ref.Owner = tok.String() // copies a recovery commits are this writer's
+	info, err := l.c.backend.Recover(ctx, ref, tok.Epoch)
 	if err != nil {
 		return err
 	}

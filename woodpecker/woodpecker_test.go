@@ -70,6 +70,17 @@ var quorumBackend = backend{name: "quorum", setup: func(t *testing.T, cfg *optio
 	return []woodpecker.Option{woodpecker.WithObjectStore(store)}
 }}
 
+// quorumSharedBackend is QuorumBuffer whose LogStores write shared objects
+// (writer.batchWindow > 0 places the segments so).
+var quorumSharedBackend = backend{name: "quorum-shared", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
+	store := memstore.New()
+	cluster := quorumtest.StartShared(t, testenv.Etcd(t), cfg.Etcd.RootPath, 3, store, "", 64<<20)
+	cfg.Mode = options.ModeQuorumBuffer
+	cfg.Quorum.LogStores = cluster.Addrs()
+	cfg.Writer.BatchWindow = 5 * time.Millisecond
+	return []woodpecker.Option{woodpecker.WithObjectStore(store)}
+}}
+
 // sharedBackend is MinIO with shared objects (docs/shared-objects.md): the
 // blocks of every log of the client go into objects shared by all logs.
 var sharedBackend = backend{name: "shared", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
@@ -78,7 +89,7 @@ var sharedBackend = backend{name: "shared", setup: func(t *testing.T, cfg *optio
 }}
 
 func allBackends() []backend {
-	return []backend{memBackend(nil), localBackend, minioBackend, quorumBackend, sharedBackend}
+	return []backend{memBackend(nil), localBackend, minioBackend, quorumBackend, quorumSharedBackend, sharedBackend}
 }
 
 // newClient returns a client on a fresh etcd prefix and the backend's storage.

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/woodpecker-wal/woodpecker/internal/logging"
+	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/metrics"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
@@ -24,6 +25,8 @@ import (
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
+	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // How a LogStore stays registered and stops.
@@ -46,13 +49,19 @@ const (
 	// (budget backpressure), which small-block writers do anyway in the
 	// long run: the uploads set their pace.
 	defaultLogstoreBudgetBlocks = 1024
+	// defaultLogstoreBatchWindow paces the shared objects a LogStore
+	// writes (--batch-window). The window is off the ack path: it delays
+	// the upload watermark, which a seal waits for and which frees the
+	// replicas' memory; at 20 ms a LogStore makes at most 50 objects a
+	// second plus one per writer.objectBytes, whatever its logs.
+	defaultLogstoreBatchWindow = 20 * time.Millisecond
 )
 
 type logstoreFlags struct {
 	addr, advertise, zone, id, budget string
 	dataDir                           string
 	budgetBlocks                      int64
-	leaseTTL                          time.Duration
+	leaseTTL, batchWindow             time.Duration
 	tlsCert, tlsKey, tlsClientCA      string
 }
 
@@ -96,6 +105,7 @@ stdout. SIGINT or SIGTERM deregisters it and stops it gracefully.`,
 	fl.StringVar(&f.budget, "budget", "512MiB", "bytes of blocks held in memory at most (e.g. 512MiB, 2GiB)")
 	fl.Int64Var(&f.budgetBlocks, "budget-blocks", defaultLogstoreBudgetBlocks, "blocks held in memory at most (0: no limit but --budget): bounds the uploads a seal or a recovery makes up when uploads lag, and so their time")
 	fl.StringVar(&f.dataDir, "data-dir", "", "journal directory: blocks and fences are synced there before they are acknowledged, and replayed at start (empty: memory only)")
+	fl.DurationVar(&f.batchWindow, "batch-window", defaultLogstoreBatchWindow, "pace of the shared objects this LogStore writes for segments placed in them (clients with writer.batchWindow > 0): one object per window plus one per writer.objectBytes (0: as fast as uploads go)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "TTL of the registration's etcd lease: how soon a dead node is forgotten")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this certificate (PEM; needs --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
@@ -110,6 +120,9 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 	}
 	if f.budgetBlocks < 0 {
 		return usagef("--budget-blocks %d: want 0 (no limit) or more", f.budgetBlocks)
+	}
+	if f.batchWindow < 0 {
+		return usagef("--batch-window %s: want 0 or more", f.batchWindow)
 	}
 	if f.leaseTTL < time.Second {
 		return usagef("--lease-ttl %s: want at least 1s", f.leaseTTL)
@@ -186,9 +199,11 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 		}
 	}
 
+	up := logstoreUploader(e.store, cli, r.cfg, f.batchWindow, lg, e.metrics)
+	defer up.Close() // after srv.Close, whose uploads use it
 	srv, err := logstore.New(logstore.Config{
 		NodeID: node.ID, Addr: node.Addr, Zone: node.Zone, BudgetBytes: budget, BudgetBlocks: f.budgetBlocks,
-		Store: e.store, Root: "", // the root of the clients' object backend
+		Store: e.store, Root: "", Shared: up, // the root of the clients' object backend
 		RegisteredRevision: remembers, Journal: jdir, StopTimeout: logstoreStopGrace, TLS: tc,
 		Logger: lg, Registerer: e.metrics.Registry(),
 	})
@@ -208,6 +223,19 @@ func (a *app) runLogstore(ctx context.Context, f logstoreFlags) error {
 	reg.deregister() // first, so that no writer places a new segment here
 	cerr := srv.Close()
 	return errors.CombineErrors(<-served, cerr)
+}
+
+// logstoreUploader is a LogStore's shared object stream: the blocks of
+// every segment placed in shared objects go into objects of up to
+// writer.objectBytes, paced by window, committed under their writers'
+// tokens in etcd. The caller closes it after the server.
+func logstoreUploader(store objstore.Store, cli *clientv3.Client, cfg options.Config, window time.Duration, lg *zap.Logger,
+	m shared.StreamMetrics) *shared.Uploader {
+	w := cfg.Writer
+	return shared.NewUploader(segment.NewObjectBackend(store, "", w.MaxInflightUploads), meta.New(cli, cfg.Etcd.RootPath),
+		shared.StreamConfig{Window: window, ObjectSize: w.ObjectBytes, MaxInflight: w.MaxInflightObjects,
+			RetryTimeout: w.UploadRetry.TotalTimeout, RetryInitial: w.UploadRetry.InitialBackoff,
+			RetryMax: w.UploadRetry.MaxBackoff, Metrics: m}, lg)
 }
 
 // checkCreateOnly checks that the object store honours create-only

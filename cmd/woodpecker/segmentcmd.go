@@ -58,7 +58,7 @@ func segmentsOf(st woodpecker.Stats, ids []string) ([]woodpecker.SegmentInfo, er
 func (e *env) checkSegment(ctx context.Context, st woodpecker.Stats, s woodpecker.SegmentInfo, o segcheck.Options) (*segcheck.Report, error) {
 	ex := segcheck.Expect{LogID: st.ID, SegmentID: s.ID, Sealed: s.Sealed, Blocks: s.Blocks, LastEntry: s.LastEntry,
 		Generation: s.Generation}
-	if e.rawStore != nil && s.Placement == shared.Placement && s.Generation == 0 {
+	if e.rawStore != nil && shared.IsShared(s.Placement) && s.Generation == 0 {
 		return segcheck.CheckShared(ctx, e.rawStore, segment.SegmentPrefix("", st.ID, s.ID), ex, o)
 	}
 	if e.rawStore != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
+	"github.com/woodpecker-wal/woodpecker/shared"
 	"github.com/woodpecker-wal/woodpecker/storage"
 )
 
@@ -125,7 +126,8 @@ type standaloneLogstore struct {
 	node quorum.Node
 	reg  *logstoreRegistration
 	srv  *logstore.Server
-	done chan struct{} // closed when Serve returned
+	up   *shared.Uploader // its shared object stream, closed after srv
+	done chan struct{}    // closed when Serve returned
 }
 
 // standaloneState is what standalone.json remembers.
@@ -356,15 +358,17 @@ func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n i
 				return err
 			}
 		}
+		up := logstoreUploader(s.store.Raw, s.etcdCli, cfg, defaultLogstoreBatchWindow, s.log, nil)
 		srv, err := logstore.New(logstore.Config{NodeID: node.ID, Addr: node.Addr, BudgetBytes: budget, BudgetBlocks: defaultLogstoreBudgetBlocks,
-			Store: s.store.Raw, Root: "", RegisteredRevision: remembers, Journal: jdir, StopTimeout: standaloneLogstoreStop,
+			Store: s.store.Raw, Root: "", Shared: up, RegisteredRevision: remembers, Journal: jdir, StopTimeout: standaloneLogstoreStop,
 			Logger: s.log})
 		if err != nil {
+			_ = up.Close()
 			_ = ln.Close()
 			reg.deregister()
 			return err
 		}
-		l := &standaloneLogstore{node: node, reg: reg, srv: srv, done: make(chan struct{})}
+		l := &standaloneLogstore{node: node, reg: reg, srv: srv, up: up, done: make(chan struct{})}
 		go func() {
 			defer close(l.done)
 			if err := srv.Serve(ln); err != nil {
@@ -388,6 +392,7 @@ func (s *standalone) startLogstores(ctx context.Context, cfg options.Config, n i
 				defer wg.Done()
 				_ = l.srv.Close()
 				<-l.done
+				_ = l.up.Close()
 			}()
 		}
 		wg.Wait()

@@ -377,7 +377,10 @@ func (s *Store) RemoveSegments(ctx context.Context, l GCLock, segs []SegmentMeta
 			}
 			key := s.segKey(sm.LogID, sm.ID)
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", sm.Revision))
-			ops = append(ops, clientv3.OpDelete(key))
+			// Extents of a shared segment live in etcd while it is open;
+			// an upload committed after its seal may have left some.
+			ops = append(ops, clientv3.OpDelete(key),
+				clientv3.OpDelete(s.segmentExtentsPrefix(sm.LogID, sm.ID), clientv3.WithPrefix()))
 		}
 		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {

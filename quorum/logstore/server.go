@@ -50,6 +50,7 @@ import (
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
 	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Defaults of Config fields left zero.
@@ -113,6 +114,12 @@ type Config struct {
 	// StopTimeout bounds the graceful stop in Close: calls still running
 	// after it are cut off (DefaultStopTimeout).
 	StopTimeout time.Duration
+	// Shared, when set, uploads the blocks of segments whose writer placed
+	// them in shared objects (requests carry Segment.shared_owner): it
+	// packs them, with those of every other such segment here, into shared
+	// objects committed in etcd (docs/shared-objects.md). Nil: such
+	// segments are not uploaded here (a seal or a recovery copies them).
+	Shared *shared.Uploader
 	// Journal, when set, makes the replica durable: it syncs each block it
 	// takes and each fence it answers to the journal before it answers,
 	// and New replays it (see journal.go). Pair it with the
@@ -347,6 +354,12 @@ type segKey struct{ log, seg int64 }
 
 func (k segKey) ref() segment.Ref { return segment.Ref{LogID: k.log, SegmentID: k.seg} }
 
+// sharedRef names the segment as a shared segment, for the shared object
+// stream and its index.
+func (k segKey) sharedRef() segment.Ref {
+	return segment.Ref{LogID: k.log, SegmentID: k.seg, Placement: shared.Placement}
+}
+
 // segState is what the replica keeps of one segment. Guarded by Server.mu.
 type segState struct {
 	key    segKey
@@ -360,7 +373,10 @@ type segState struct {
 	lac      int64 // highest LAC heard, -1: none
 	uploaded int64 // upload watermark, -1: none
 	uploader bool
-	flushTo  int64 // highest through_block a Flush asked for, -1: none
+	// owner is the writer's token when the segment lives in shared
+	// objects (Segment.shared_owner), "" for one object per block.
+	owner   string
+	flushTo int64 // highest through_block a Flush asked for, -1: none
 	// uploading is set while an upload goroutine runs for the segment;
 	// uploadKick wakes it to start more puts.
 	uploading  bool
@@ -387,6 +403,14 @@ type segState struct {
 	jfenced   bool
 	jreleased bool
 	jdropped  int64
+}
+
+// learnOwner records the segment's shared owner from a request. Requires
+// Server.mu.
+func (st *segState) learnOwner(seg *quorumpb.Segment) {
+	if st.owner == "" {
+		st.owner = seg.GetSharedOwner()
+	}
 }
 
 func (st *segState) notifyLocked() {
@@ -574,6 +598,7 @@ func (s *Server) AddBlock(_ context.Context, req *quorumpb.AddBlockRequest) (*qu
 	}
 	st.epoch = epoch
 	st.uploader = st.uploader || req.GetUploader()
+	st.learnOwner(req.GetSegment())
 	s.hearLocked(st, req.GetLac(), req.GetUploaded())
 
 	if held, ok := st.blocks[n]; ok {

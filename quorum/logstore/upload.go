@@ -38,11 +38,25 @@ import (
 // segmentUploadParallel bounds the puts in flight for one segment.
 const segmentUploadParallel = 4
 
+// sharedUploadParallel bounds the blocks of one segment in flight to the
+// shared object stream, which packs them into objects with the blocks of
+// every other segment: enough to fill an object (and not held twice: the
+// stream keeps references to the held blocks).
+const sharedUploadParallel = 64
+
+// parallel is how many blocks of the segment may be uploading at once.
+func (st *segState) parallel() int {
+	if st.owner != "" {
+		return sharedUploadParallel
+	}
+	return segmentUploadParallel
+}
+
 // wantsUploadLocked reports whether the segment's next block should be
 // uploaded. Requires s.mu.
 func (s *Server) wantsUploadLocked(st *segState) bool {
-	if st.released || st.putErr != nil {
-		return false
+	if st.released || st.putErr != nil || (st.owner != "" && s.cfg.Shared == nil) {
+		return false // a shared segment on a LogStore without a stream: its seal copies the blocks
 	}
 	return (st.uploader && !st.fenced) || st.uploaded+1 <= st.flushTo
 }
@@ -78,14 +92,14 @@ func (s *Server) uploadLoop(st *segState) {
 		n   int64
 		err error
 	}
-	results := make(chan result, segmentUploadParallel)
+	results := make(chan result, sharedUploadParallel)
 	running := 0
 	next := int64(-1)        // the next block to put
 	done := map[int64]bool{} // put, above the watermark
 	for {
 		s.mu.Lock()
 		next = max(next, st.uploaded+1)
-		for running < segmentUploadParallel && !s.closed && s.wantsUploadLocked(st) {
+		for running < st.parallel() && !s.closed && s.wantsUploadLocked(st) {
 			if done[next] {
 				next++
 				continue
@@ -100,10 +114,10 @@ func (s *Server) uploadLoop(st *segState) {
 			if !ok {
 				break
 			}
-			n, ctx := next, st.ctx
+			n, ctx, owner := next, st.ctx, st.owner
 			running++
 			next++
-			go func() { results <- result{n, s.put(ctx, st.key, n, data)} }()
+			go func() { results <- result{n, s.put(ctx, st.key, owner, n, data)} }()
 		}
 		if running == 0 {
 			st.uploading = false
@@ -157,20 +171,27 @@ func (s *Server) uploadLoop(st *segState) {
 
 // put uploads block n of segment k, create-only, retrying failures with
 // backoff until it succeeds, the slot turns out to hold other data
-// (walerr.ErrFenced), or ctx ends.
-func (s *Server) put(ctx context.Context, k segKey, n int64, data []byte) error {
+// (walerr.ErrFenced), or ctx ends. With an owner the block goes to a
+// shared object committed under it (walerr.ErrFenced: the owner lost the
+// log); the stream bounds those uploads, not the slots.
+func (s *Server) put(ctx context.Context, k segKey, owner string, n int64, data []byte) error {
 	wait := s.cfg.UploadBackoffMin
 	for attempt := 1; ; attempt++ {
-		select {
-		case s.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		var err error
 		start := time.Now()
-		actx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout)
-		err := segment.UploadBlock(actx, s.cfg.Store, s.cfg.Root, k.ref(), n, data)
-		cancel()
-		<-s.slots
+		if owner != "" {
+			err = s.cfg.Shared.Upload(ctx, owner, k.sharedRef(), n, data)
+		} else {
+			select {
+			case s.slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			actx, cancel := context.WithTimeout(ctx, s.cfg.UploadTimeout)
+			err = segment.UploadBlock(actx, s.cfg.Store, s.cfg.Root, k.ref(), n, data)
+			cancel()
+			<-s.slots
+		}
 		switch {
 		case err == nil:
 			s.m.uploads.WithLabelValues(uploadOK).Inc()
@@ -207,8 +228,19 @@ const (
 	slotFence
 )
 
-// probe says what object storage holds in the slot of block n of k.
-func (s *Server) probe(ctx context.Context, k segKey, n int64) (slotContent, error) {
+// probe says what object storage holds in the slot of block n of k. A
+// shared segment's block is there once it is committed; it has no fences.
+func (s *Server) probe(ctx context.Context, k segKey, owner string, n int64) (slotContent, error) {
+	if owner != "" {
+		if s.cfg.Shared == nil {
+			return slotEmpty, nil
+		}
+		ok, err := s.cfg.Shared.Committed(ctx, k.sharedRef(), n)
+		if ok {
+			return slotBlock, err
+		}
+		return slotEmpty, err
+	}
 	info, err := s.cfg.Store.Stat(ctx, segment.BlockKey(s.cfg.Root, k.log, k.seg, n))
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -257,6 +289,7 @@ func (s *Server) Flush(ctx context.Context, req *quorumpb.FlushRequest) (*quorum
 				k.log, k.seg, st.uploaded+1, st.putErr)
 		}
 		st.flushTo = max(st.flushTo, through)
+		st.learnOwner(req.GetSegment())
 		s.startUploadLocked(st)
 		if !st.uploading { // the next block is not held here
 			next := st.uploaded + 1
@@ -265,7 +298,7 @@ func (s *Server) Flush(ctx context.Context, req *quorumpb.FlushRequest) (*quorum
 			}
 			probed = next
 			s.mu.Unlock()
-			slot, err := s.probe(ctx, k, next)
+			slot, err := s.probe(ctx, k, st.owner, next)
 			s.mu.Lock()
 			switch {
 			case ctx.Err() != nil:

@@ -32,7 +32,12 @@ type Segment struct {
 	LogId     int64                  `protobuf:"varint,1,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
 	SegmentId int64                  `protobuf:"varint,2,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"`
 	// epoch of the segment's writer; every block's header carries it.
-	Epoch         int64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch int64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// shared_owner, when set, says that the segment's blocks go to shared
+	// objects (docs/shared-objects.md), and is the ownership token
+	// ("<epoch>:<nonce>") of its writer: an upload is committed in etcd
+	// only while that writer owns the log. Empty: one object per block.
+	SharedOwner   string `protobuf:"bytes,4,opt,name=shared_owner,json=sharedOwner,proto3" json:"shared_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +91,13 @@ func (x *Segment) GetEpoch() int64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *Segment) GetSharedOwner() string {
+	if x != nil {
+		return x.SharedOwner
+	}
+	return ""
 }
 
 type AddBlockRequest struct {
@@ -840,12 +852,13 @@ var File_quorum_quorumpb_logstore_proto protoreflect.FileDescriptor
 
 const file_quorum_quorumpb_logstore_proto_rawDesc = "" +
 	"\n" +
-	"\x1equorum/quorumpb/logstore.proto\x12\x16woodpecker.logstore.v1\"U\n" +
+	"\x1equorum/quorumpb/logstore.proto\x12\x16woodpecker.logstore.v1\"x\n" +
 	"\aSegment\x12\x15\n" +
 	"\x06log_id\x18\x01 \x01(\x03R\x05logId\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x02 \x01(\x03R\tsegmentId\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xf2\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\x12!\n" +
+	"\fshared_owner\x18\x04 \x01(\tR\vsharedOwner\"\xf2\x01\n" +
 	"\x0fAddBlockRequest\x129\n" +
 	"\asegment\x18\x01 \x01(\v2\x1f.woodpecker.logstore.v1.SegmentR\asegment\x12\x19\n" +
 	"\bblock_no\x18\x02 \x01(\x03R\ablockNo\x12\x14\n" +

@@ -8,13 +8,17 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/quorum"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
+	"github.com/woodpecker-wal/woodpecker/segment"
+	"github.com/woodpecker-wal/woodpecker/shared"
 )
 
 // Cluster is a set of in-process LogStores.
@@ -22,7 +26,8 @@ type Cluster struct {
 	Nodes   []quorum.Node
 	Servers []*logstore.Server
 
-	journals bool // StartJournaled
+	journals bool   // StartJournaled
+	metaRoot string // StartShared: the clients' etcd root
 }
 
 // Addrs returns the nodes' addresses.
@@ -60,6 +65,18 @@ func StartJournaled(t testing.TB, etcd *clientv3.Client, n int, store objstore.S
 	return c
 }
 
+// StartShared is Start with LogStores that write shared objects for the
+// segments clients place in them (writer.batchWindow > 0), committing
+// them in etcd under metaRoot, the clients' etcd.rootPath.
+func StartShared(t testing.TB, etcd *clientv3.Client, metaRoot string, n int, store objstore.Store, root string, budget int64) *Cluster {
+	t.Helper()
+	c := &Cluster{metaRoot: metaRoot}
+	for i := range n {
+		c.start(t, etcd, fmt.Sprintf("ls-%d", i), "127.0.0.1:0", store, root, budget)
+	}
+	return c
+}
+
 // Restart replaces node i with a fresh LogStore on the same address: its
 // memory is empty, and it registered after every segment placed so far.
 func (c *Cluster) Restart(t testing.TB, etcd *clientv3.Client, i int, store objstore.Store, root string, budget int64) {
@@ -90,6 +107,11 @@ func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, st
 				t.Fatal(err)
 			}
 		}
+		if c.metaRoot != "" {
+			cfg.Shared = shared.NewUploader(segment.NewObjectBackend(store, root, 4), meta.New(etcd, c.metaRoot),
+				shared.StreamConfig{Window: 5 * time.Millisecond, ObjectSize: 8 << 20, MaxInflight: 4,
+					RetryTimeout: 30 * time.Second, RetryInitial: 20 * time.Millisecond, RetryMax: time.Second}, nil)
+		}
 		srv, err := logstore.New(cfg)
 		if err != nil {
 			_ = ln.Close()
@@ -103,6 +125,9 @@ func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, st
 		t.Cleanup(func() {
 			_ = srv.Close()
 			<-done
+			if cfg.Shared != nil {
+				_ = cfg.Shared.Close()
+			}
 		})
 		c.Nodes = append(c.Nodes, quorum.Node{ID: id, Addr: ln.Addr().String()})
 		c.Servers = append(c.Servers, srv)

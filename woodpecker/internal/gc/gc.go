@@ -668,7 +668,7 @@ func (p *pass) compact(ctx context.Context, l meta.GCLock, sm meta.SegmentMeta, 
 	prefix := p.c.st.SegmentKeyPrefix(segRef(sm))
 	sizes := make(map[string]int64, len(objs))
 	switch {
-	case sm.Generation == 0 && string(sm.Placement) == shared.Placement:
+	case sm.Generation == 0 && shared.IsShared(string(sm.Placement)):
 		// Every block sits in a shared object: copy them all out.
 		if sm.Blocks < int64(cc.MinBlocks) {
 			return nil, nil
