@@ -239,7 +239,8 @@ type WriterConfig struct {
 	LocalFlushDelay time.Duration `yaml:"localFlushDelay"`
 	// BatchWindow > 0 packs the blocks of every log of the process into
 	// shared objects, one upload per window (docs/shared-objects.md); 0
-	// keeps one object per block.
+	// keeps one object per block. In QuorumBuffer mode it places segments
+	// in the shared objects the LogStores write (their own window).
 	BatchWindow time.Duration `yaml:"batchWindow"`
 	// ObjectBytes closes a shared object once it holds this many bytes.
 	ObjectBytes int64 `yaml:"objectBytes"`
