@@ -27,6 +27,8 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/s3store"
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
 )
 
 const sharedBenchDuration = 3 * time.Second
@@ -36,18 +38,30 @@ func BenchmarkSharedObjects(b *testing.B) {
 		logs   int
 		rate   float64
 		window time.Duration
+		quorum bool
 	}{
-		{1, 100, 10 * time.Millisecond},
-		{16, 100, 10 * time.Millisecond},
-		{16, 100, 0},
+		{1, 100, 10 * time.Millisecond, false},
+		{16, 100, 10 * time.Millisecond, false},
+		{16, 100, 0, false},
+		{16, 100, 10 * time.Millisecond, true},
+		{128, 100, 10 * time.Millisecond, true},
+		{16, 100, 0, true},
 	} {
-		b.Run(fmt.Sprintf("logs=%d/rate=%g/window=%s", tc.logs, tc.rate, tc.window), func(b *testing.B) {
-			runSharedBench(b, tc.logs, tc.rate, tc.window)
+		name := fmt.Sprintf("logs=%d/rate=%g/window=%s", tc.logs, tc.rate, tc.window)
+		if tc.quorum {
+			name = "quorum/" + name
+		}
+		b.Run(name, func(b *testing.B) {
+			runSharedBench(b, tc.logs, tc.rate, tc.window, tc.quorum)
 		})
 	}
 }
 
-func runSharedBench(b *testing.B, logs int, rate float64, window time.Duration) {
+// runSharedBench runs the paced workload; with quorum, in QuorumBuffer mode
+// on 3 in-process LogStores that write shared objects with the same window
+// (its PUTs are theirs, counted through the same counter; their bound is
+// 3 x 1/window + bytes/objectBytes, one stream per LogStore).
+func runSharedBench(b *testing.B, logs int, rate float64, window time.Duration, quorumMode bool) {
 	ctx := context.Background()
 	s3 := testenv.MinIO(b)
 	store, err := s3store.Open(ctx, s3store.Config{
@@ -59,7 +73,19 @@ func runSharedBench(b *testing.B, logs int, rate float64, window time.Duration) 
 	}
 	defer store.Close()
 	counter := NewCountingStore(store)
-	c := newClient(b, counter, func(cfg *options.Config) { cfg.Writer.BatchWindow = window })
+	root := testenv.UniquePrefix(b)
+	var addrs []string
+	if quorumMode {
+		addrs = quorumtest.StartShared(b, testenv.Etcd(b), root, window, quorum.EnsembleSize, counter, "", quorumBudget).Addrs()
+	}
+	c := newClient(b, counter, func(cfg *options.Config) {
+		cfg.Etcd.RootPath = root
+		cfg.Writer.BatchWindow = window
+		if quorumMode {
+			cfg.Mode = options.ModeQuorumBuffer
+			cfg.Quorum.LogStores = addrs
+		}
+	})
 	for i := 0; i < b.N; i++ {
 		res, err := Run(ctx, Config{
 			Client: c, EntrySize: 1 << 10, Duration: sharedBenchDuration, Logs: logs, Rate: rate,

@@ -24,7 +24,7 @@ import (
 func quorumSharedClient(t *testing.T, store *memstore.Store, logstores objstore.Store) *woodpecker.Client {
 	t.Helper()
 	b := backend{name: "quorum-shared", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
-		cluster := quorumtest.StartShared(t, testenv.Etcd(t), cfg.Etcd.RootPath, 3, logstores, "", 64<<20)
+		cluster := quorumtest.StartShared(t, testenv.Etcd(t), cfg.Etcd.RootPath, 5*time.Millisecond, 3, logstores, "", 64<<20)
 		cfg.Mode = options.ModeQuorumBuffer
 		cfg.Quorum.LogStores = cluster.Addrs()
 		cfg.Writer.BatchWindow = 5 * time.Millisecond

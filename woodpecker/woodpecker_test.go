@@ -74,7 +74,7 @@ var quorumBackend = backend{name: "quorum", setup: func(t *testing.T, cfg *optio
 // (writer.batchWindow > 0 places the segments so).
 var quorumSharedBackend = backend{name: "quorum-shared", setup: func(t *testing.T, cfg *options.Config) []woodpecker.Option {
 	store := memstore.New()
-	cluster := quorumtest.StartShared(t, testenv.Etcd(t), cfg.Etcd.RootPath, 3, store, "", 64<<20)
+	cluster := quorumtest.StartShared(t, testenv.Etcd(t), cfg.Etcd.RootPath, 5*time.Millisecond, 3, store, "", 64<<20)
 	cfg.Mode = options.ModeQuorumBuffer
 	cfg.Quorum.LogStores = cluster.Addrs()
 	cfg.Writer.BatchWindow = 5 * time.Millisecond

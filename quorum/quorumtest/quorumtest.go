@@ -27,7 +27,8 @@ type Cluster struct {
 	Servers []*logstore.Server
 
 	journals bool   // StartJournaled
-	metaRoot string // StartShared: the clients' etcd root
+	metaRoot string        // StartShared: the clients' etcd root
+	window   time.Duration // StartShared: the LogStores' batch window
 }
 
 // Addrs returns the nodes' addresses.
@@ -66,11 +67,13 @@ func StartJournaled(t testing.TB, etcd *clientv3.Client, n int, store objstore.S
 }
 
 // StartShared is Start with LogStores that write shared objects for the
-// segments clients place in them (writer.batchWindow > 0), committing
-// them in etcd under metaRoot, the clients' etcd.rootPath.
-func StartShared(t testing.TB, etcd *clientv3.Client, metaRoot string, n int, store objstore.Store, root string, budget int64) *Cluster {
+// segments clients place in them (writer.batchWindow > 0), one per window
+// (logstore --batch-window), committing them in etcd under metaRoot, the
+// clients' etcd.rootPath.
+func StartShared(t testing.TB, etcd *clientv3.Client, metaRoot string, window time.Duration, n int, store objstore.Store,
+	root string, budget int64) *Cluster {
 	t.Helper()
-	c := &Cluster{metaRoot: metaRoot}
+	c := &Cluster{metaRoot: metaRoot, window: window}
 	for i := range n {
 		c.start(t, etcd, fmt.Sprintf("ls-%d", i), "127.0.0.1:0", store, root, budget)
 	}
@@ -109,7 +112,7 @@ func (c *Cluster) start(t testing.TB, etcd *clientv3.Client, id, addr string, st
 		}
 		if c.metaRoot != "" {
 			cfg.Shared = shared.NewUploader(segment.NewObjectBackend(store, root, 4), meta.New(etcd, c.metaRoot),
-				shared.StreamConfig{Window: 5 * time.Millisecond, ObjectSize: 8 << 20, MaxInflight: 4,
+				shared.StreamConfig{Window: c.window, ObjectSize: 8 << 20, MaxInflight: 4,
 					RetryTimeout: 30 * time.Second, RetryInitial: 20 * time.Millisecond, RetryMax: time.Second}, nil)
 		}
 		srv, err := logstore.New(cfg)
