@@ -21,9 +21,9 @@ import (
 // The short run, part of `go test ./...`: this many cycles per mode (50 in
 // all), at least one of every kind. Quorum mode's cycles take longer: a
 // LogStore fault costs the writers a recovery.
-var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 22, modeLocalFS: 20, modeJournaled: 23}
+var shortCycles = map[string]int{modeMemory: 30, modeQuorum: 22, modeLocalFS: 20, modeJournaled: 23, modeQuorumShared: 20}
 
-const shortCyclesText = "30 in memory mode, 22 in quorum mode, 23 in journaled mode"
+const shortCyclesText = "30 in memory mode, 22 in quorum mode, 23 in journaled mode, 20 in quorum-shared mode"
 
 // The workload.
 const (
@@ -59,11 +59,11 @@ func TestChaos(t *testing.T) {
 		case "both":
 			modes = append(modes, modeMemory, modeQuorum)
 		case "all":
-			modes = append(modes, modeMemory, modeQuorum, modeJournaled, modeLocalFS)
-		case modeMemory, modeQuorum, modeJournaled, modeLocalFS:
+			modes = append(modes, modeMemory, modeQuorum, modeJournaled, modeLocalFS, modeQuorumShared)
+		case modeMemory, modeQuorum, modeJournaled, modeLocalFS, modeQuorumShared:
 			modes = append(modes, m)
 		default:
-			t.Fatalf("-chaos.mode=%q: want memory, quorum, journaled, localfs, both or all, or a comma-separated list", *flagMode)
+			t.Fatalf("-chaos.mode=%q: want memory, quorum, journaled, quorum-shared, localfs, both or all, or a comma-separated list", *flagMode)
 		}
 	}
 	slices.Sort(modes)
@@ -123,7 +123,7 @@ type runner struct {
 func runMode(t *testing.T, mode string, seed uint64, cycles int) {
 	// Each mode draws from its own stream of the seed, so that a mode
 	// rerun alone (-chaos.mode) gets the schedule it had in a run of both.
-	stream := map[string]uint64{modeMemory: 0, modeQuorum: 1, modeLocalFS: 2, modeJournaled: 3}[mode]
+	stream := map[string]uint64{modeMemory: 0, modeQuorum: 1, modeLocalFS: 2, modeJournaled: 3, modeQuorumShared: 4}[mode]
 	dir := *flagHistory
 	keep := dir != ""
 	if keep {

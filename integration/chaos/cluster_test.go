@@ -205,6 +205,9 @@ func (c *cluster) config(etcdAddr, s3Addr string, patient bool) options.Config {
 		cfg.Writer.UploadRetry.TotalTimeout = uploadTimeout
 	}
 	cfg.Log.Level = "warn"
+	if c.mode == modeQuorumShared {
+		cfg.Writer.BatchWindow = 5 * time.Millisecond
+	}
 	if quorumMode(c.mode) {
 		cfg.Mode = options.ModeQuorumBuffer
 		if !patient {

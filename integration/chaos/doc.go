@@ -10,15 +10,17 @@
 //	go test ./integration/chaos -chaos.seed=N -chaos.mode=quorum -chaos.history=/tmp/h
 //
 // Flags: -chaos.cycles (per mode; 0, the default, is the short run: 30
-// cycles in memory mode, 22 in quorum mode, 23 in journaled mode and 20 in
-// localfs mode, every kind at least once), -chaos.seed (0: random; printed,
+// cycles in memory mode, 22 in quorum mode, 23 in journaled mode, 20 in
+// quorum-shared mode and 20 in localfs mode, every kind at least once), -chaos.seed (0: random; printed,
 // and a failing seed reruns the same schedule, also for one mode alone),
 // -chaos.mode (memory: MemoryBuffer on MinIO; quorum: QuorumBuffer;
 // journaled: QuorumBuffer on LogStores that keep journals (--data-dir),
-// which adds the fault kill-logstores, all three at once; localfs:
+// which adds the fault kill-logstores, all three at once; quorum-shared:
+// QuorumBuffer whose LogStores write shared objects (no object damage: a
+// shared object holds other logs' blocks too); localfs:
 // MemoryBuffer on a local folder the processes share; both: memory and
 // quorum; all; or a comma-separated list; the default is
-// memory,quorum,journaled), -chaos.duration (stop starting cycles after this long per mode,
+// memory,quorum,journaled,quorum-shared), -chaos.duration (stop starting cycles after this long per mode,
 // then end as usual: for a run that must fit a time budget; the report
 // gives the cycles run), -chaos.history (keep the history files, process logs,
 // timeline.ndjson, report.txt and chaos.svg there; by default they are kept

@@ -16,7 +16,7 @@ import (
 var (
 	flagCycles  = flag.Int("chaos.cycles", 0, "fault cycles per mode (0: the short run's "+shortCyclesText+")")
 	flagSeed    = flag.Uint64("chaos.seed", 0, "seed of the fault schedule (0: a random one, printed)")
-	flagMode    = flag.String("chaos.mode", "memory,quorum,journaled", "modes to run, comma-separated: memory, quorum, journaled (QuorumBuffer on LogStores with journals), localfs, both (memory and quorum) or all")
+	flagMode    = flag.String("chaos.mode", "memory,quorum,journaled,quorum-shared", "modes to run, comma-separated: memory, quorum, journaled (QuorumBuffer on LogStores with journals), quorum-shared (QuorumBuffer whose LogStores write shared objects), localfs, both (memory and quorum) or all")
 	flagTime    = flag.Duration("chaos.duration", 0, "stop starting fault cycles after this long per mode (0: no limit); the report gives the cycles run")
 	flagHistory = flag.String("chaos.history", "", "folder to keep the history files, child logs and report in (default: a temp folder, kept only on failure)")
 )

@@ -56,6 +56,11 @@ func kindsOf(mode string) []kind {
 		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore)
 	case modeJournaled:
 		return append(slices.Clone(memoryKinds), killLogStore, pauseLogStore, killLogStores)
+	case modeQuorumShared:
+		// Object damage rewrites one block object of a victim log; a
+		// shared object holds the blocks of the other logs too.
+		kinds := slices.DeleteFunc(slices.Clone(memoryKinds), func(k kind) bool { return k == objCorrupt || k == objDelete })
+		return append(kinds, killLogStore, pauseLogStore)
 	case modeLocalFS:
 		// No object store: no MinIO or S3 faults, and no object damage
 		// (a segment is one file; damaging it is not built).
@@ -80,10 +85,15 @@ const (
 	// modeJournaled is QuorumBuffer on LogStores that keep journals
 	// (--data-dir): they may all crash at once.
 	modeJournaled = "journaled"
+	// modeQuorumShared is QuorumBuffer whose LogStores pack the blocks of
+	// every log into shared objects (writer.batchWindow > 0).
+	modeQuorumShared = "quorum-shared"
 )
 
 // quorumMode reports whether mode runs LogStores.
-func quorumMode(mode string) bool { return mode == modeQuorum || mode == modeJournaled }
+func quorumMode(mode string) bool {
+	return mode == modeQuorum || mode == modeJournaled || mode == modeQuorumShared
+}
 
 // Links a network fault can cut: a proxy between a group of client
 // processes and a server. Clients are writers, readers (reader processes)

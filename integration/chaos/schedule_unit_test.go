@@ -13,7 +13,7 @@ import (
 // first cycles, overlapping faults never share a resource, and pauses last
 // longer than the upload timeout.
 func TestScheduleIsSeededAndCoversEveryKind(t *testing.T) {
-	for _, mode := range []string{modeMemory, modeQuorum, modeJournaled, modeLocalFS} {
+	for _, mode := range []string{modeMemory, modeQuorum, modeJournaled, modeLocalFS, modeQuorumShared} {
 		for seed := uint64(1); seed <= 50; seed++ {
 			a := schedule(rand.New(rand.NewPCG(seed, 0)), mode, 40, numLogs, readerSlots, defaultTiming)
 			b := schedule(rand.New(rand.NewPCG(seed, 0)), mode, 40, numLogs, readerSlots, defaultTiming)

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/options"
+	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
 	"github.com/woodpecker-wal/woodpecker/segment"
 	"github.com/woodpecker-wal/woodpecker/shared"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
@@ -194,5 +195,54 @@ func TestYoungSharedOrphanIsKept(t *testing.T) {
 	}
 	if len(keys) < 2 {
 		t.Fatalf("committed shared objects were deleted before compaction: %v", keys)
+	}
+}
+
+// TestQuorumSharedSegmentsCompactedThenCollected: segments whose LogStores
+// wrote them into shared objects (QuorumBuffer, writer.batchWindow > 0)
+// are compacted into per-log objects by a collector over the QuorumBuffer
+// client's own backend, their shared objects and records are deleted, and
+// every entry reads back.
+func TestQuorumSharedSegmentsCompactedThenCollected(t *testing.T) {
+	e := newEnv(t, nil)
+	cluster := quorumtest.StartShared(t, e.etcd, e.root, 2*time.Millisecond, 3, e.store, "", 64<<20)
+	e.client = e.newClient(t, e.etcd, func(c *options.Config) {
+		c.Mode = options.ModeQuorumBuffer
+		c.Quorum.LogStores = cluster.Addrs()
+		c.Writer.BatchWindow = 2 * time.Millisecond
+		// Segments of fewer blocks than the compaction's minimum keep
+		// their shared objects: one segment per log.
+		c.Writer.RollMaxBlocks = 1000
+	})
+	logs := e.writeTogether(t, []string{"a", "b", "c"}, 40)
+	if n := len(e.sharedKeys(t)); n == 0 {
+		t.Fatal("no shared object: the LogStores wrote per-log objects")
+	}
+	cfg := e.gcConfig()
+	cfg.Compaction.Enabled = true
+	col, err := gc.New(e.meta, e.client.Backend(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		run(t, col)
+		e.clock.Advance(11 * time.Minute) // the readers' grace period passes
+	}
+	e.clock.Advance(2 * time.Hour) // and the orphans'
+	run(t, col)
+	if keys, recs := e.sharedKeys(t), e.sharedRecords(t); len(keys) > 0 || len(recs) > 0 {
+		t.Fatalf("left: objects %v, records %v", keys, recs)
+	}
+	for _, w := range logs {
+		st, err := w.log.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st.Segments {
+			if s.Generation != 1 {
+				t.Fatalf("log %s segment %d: generation %d", w.log.Name(), s.ID, s.Generation)
+			}
+		}
+		readBack(t, w, 0)
 	}
 }
