@@ -26,7 +26,7 @@ type Cluster struct {
 	Nodes   []quorum.Node
 	Servers []*logstore.Server
 
-	journals bool   // StartJournaled
+	journals bool          // StartJournaled
 	metaRoot string        // StartShared: the clients' etcd root
 	window   time.Duration // StartShared: the LogStores' batch window
 }
