@@ -46,6 +46,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
 	"github.com/woodpecker-wal/woodpecker/quorum/logstore/journal"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumpb"
@@ -503,6 +504,11 @@ func (s *Server) key(seg *quorumpb.Segment) (segKey, error) {
 	if seg.GetLogId() < 0 || seg.GetSegmentId() < 0 || seg.GetEpoch() < 0 {
 		return segKey{}, s.refuse(codes.InvalidArgument, ReasonInvalid, "negative id in segment (log %d, segment %d, epoch %d)",
 			seg.GetLogId(), seg.GetSegmentId(), seg.GetEpoch())
+	}
+	if o := seg.GetSharedOwner(); o != "" {
+		if _, err := meta.ParseWriterToken(seg.GetLogId(), o); err != nil {
+			return segKey{}, s.refuse(codes.InvalidArgument, ReasonInvalid, "segment's shared owner: %v", err)
+		}
 	}
 	return segKey{seg.GetLogId(), seg.GetSegmentId()}, nil
 }

@@ -178,6 +178,7 @@ func TestInvalidRequestsAreRefusedAndStoreNothing(t *testing.T) {
 			req.Block = blockOf(t, testLog, testSeg, testEpoch+1, 0, "entry 0")
 		}},
 		{"block with another number", func(req *quorumpb.AddBlockRequest) { req.BlockNo = 1 }},
+		{"malformed shared owner", func(req *quorumpb.AddBlockRequest) { req.Segment.SharedOwner = "not-a-token" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
