@@ -271,20 +271,11 @@ func (b *Backend) Recover(ctx context.Context, ref segment.Ref, epoch int64) (se
 	if !isShared(ref) {
 		return b.ObjectBackend.Recover(ctx, ref, epoch)
 	}
-	if s, err := b.ReadSeal(ctx, ref); err == nil {
-		return s.Info, nil
-	} else if !errors.Is(err, objstore.ErrNotFound) {
-		return segment.SealInfo{}, err
-	}
-	seal, err := b.committedRun(ctx, ref, epoch)
+	info, err := b.sealRun(ctx, ref, epoch, -1)
 	if err != nil {
 		return segment.SealInfo{}, errors.Wrapf(err, "recover segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
-	got, err := b.writeSeal(ctx, ref, seal)
-	if err != nil {
-		return segment.SealInfo{}, err
-	}
-	return got.Info, nil
+	return info, nil
 }
 
 // Scan implements segment.Backend.

@@ -67,6 +67,17 @@ func (b *Backend) WriteObjects(ctx context.Context, owner meta.WriterToken, piec
 // segment's owner may call it: fencing must have stopped every commit
 // past blocks, or the owner must not have sent any.
 func (b *Backend) SealAt(ctx context.Context, ref segment.Ref, epoch, blocks int64) (segment.SealInfo, error) {
+	info, err := b.sealRun(ctx, ref, epoch, blocks)
+	if err != nil {
+		return segment.SealInfo{}, errors.Wrapf(err, "seal segment %d of log %d", ref.SegmentID, ref.LogID)
+	}
+	return info, nil
+}
+
+// sealRun seals the segment with its first blocks committed blocks (all
+// of the leading run when blocks < 0), unless it is sealed already, and
+// returns the seal's SealInfo.
+func (b *Backend) sealRun(ctx context.Context, ref segment.Ref, epoch, blocks int64) (segment.SealInfo, error) {
 	if s, err := b.ReadSeal(ctx, ref); err == nil {
 		return s.Info, nil
 	} else if !errors.Is(err, objstore.ErrNotFound) {
@@ -74,13 +85,12 @@ func (b *Backend) SealAt(ctx context.Context, ref segment.Ref, epoch, blocks int
 	}
 	seal, err := b.committedRun(ctx, ref, epoch)
 	if err != nil {
-		return segment.SealInfo{}, errors.Wrapf(err, "seal segment %d of log %d", ref.SegmentID, ref.LogID)
+		return segment.SealInfo{}, err
 	}
 	if seal.Info.Blocks < blocks {
-		return segment.SealInfo{}, errors.Newf("seal segment %d of log %d: %d of %d blocks are committed in shared objects",
-			ref.SegmentID, ref.LogID, seal.Info.Blocks, blocks)
+		return segment.SealInfo{}, errors.Newf("%d of %d blocks are committed in shared objects", seal.Info.Blocks, blocks)
 	}
-	if seal.Info.Blocks > blocks {
+	if blocks >= 0 && seal.Info.Blocks > blocks {
 		seal.Extents = seal.Extents[:blocks]
 		seal.Info = segment.SealInfo{LastEntry: -1, Blocks: blocks}
 		for _, e := range seal.Extents {

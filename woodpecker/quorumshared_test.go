@@ -14,7 +14,6 @@ import (
 	"github.com/woodpecker-wal/woodpecker/internal/testenv"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/quorum/quorumtest"
-	"github.com/woodpecker-wal/woodpecker/shared"
 	"github.com/woodpecker-wal/woodpecker/woodpecker"
 )
 
@@ -48,15 +47,7 @@ func objectKinds(t *testing.T, store *memstore.Store) (objects, blocks, maxLogs,
 			continue
 		}
 		objects++
-		data, _ := store.Peek(key)
-		at, size, err := shared.DecodeTrailer(data[len(data)-shared.TrailerSize:], int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		exts, err := shared.DecodeIndex(key, data[at:at+size], at)
-		if err != nil {
-			t.Fatal(err)
-		}
+		exts := objectIndex(t, store, key)
 		blocks += len(exts)
 		logs := map[int64]bool{}
 		for _, x := range exts {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/woodpecker-wal/woodpecker/internal/meta"
 	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 	"github.com/woodpecker-wal/woodpecker/options"
 	"github.com/woodpecker-wal/woodpecker/shared"
@@ -66,15 +67,7 @@ func TestSharedObjectsBatchEachLogsAppends(t *testing.T) {
 			continue
 		}
 		objects++
-		data, _ := store.Peek(key)
-		at, size, err := shared.DecodeTrailer(data[len(data)-shared.TrailerSize:], int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		exts, err := shared.DecodeIndex(key, data[at:at+size], at)
-		if err != nil {
-			t.Fatal(err)
-		}
+		exts := objectIndex(t, store, key)
 		blocks += len(exts)
 		perLog := map[[2]int64]int{}
 		for _, x := range exts {
@@ -100,4 +93,19 @@ func TestSharedObjectsBatchEachLogsAppends(t *testing.T) {
 			}
 		}
 	}
+}
+
+// objectIndex returns the extents the index of shared object key lists.
+func objectIndex(t *testing.T, store *memstore.Store, key string) []meta.Extent {
+	t.Helper()
+	data, _ := store.Peek(key)
+	at, size, err := shared.DecodeTrailer(data[len(data)-shared.TrailerSize:], int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exts, err := shared.DecodeIndex(key, data[at:at+size], at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exts
 }

@@ -155,21 +155,7 @@ func TestSharedObjectsCompactedThenCollected(t *testing.T) {
 	e.clock.Advance(2 * time.Hour)
 	failAt = -1
 	run(t, col)
-	if keys, recs := e.sharedKeys(t), e.sharedRecords(t); len(keys) > 0 || len(recs) > 0 {
-		t.Fatalf("left: objects %v, records %v", keys, recs)
-	}
-	for _, w := range logs {
-		st, err := w.log.Stats(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range st.Segments {
-			if s.Generation != 1 {
-				t.Fatalf("log %s segment %d: generation %d", w.log.Name(), s.ID, s.Generation)
-			}
-		}
-		readBack(t, w, 0)
-	}
+	e.checkSharedGone(t, logs)
 	// The early reader's shared objects are gone: it goes on in the
 	// compacted layout, without a gap or a repeat.
 	for i := 20; i < len(logs[0].ids); i++ {
@@ -230,6 +216,14 @@ func TestQuorumSharedSegmentsCompactedThenCollected(t *testing.T) {
 	}
 	e.clock.Advance(2 * time.Hour) // and the orphans'
 	run(t, col)
+	e.checkSharedGone(t, logs)
+}
+
+// checkSharedGone checks that no shared object or record is left, that
+// every segment of logs is compacted (generation 1), and that every entry
+// reads back.
+func (e *env) checkSharedGone(t *testing.T, logs []written) {
+	t.Helper()
 	if keys, recs := e.sharedKeys(t), e.sharedRecords(t); len(keys) > 0 || len(recs) > 0 {
 		t.Fatalf("left: objects %v, records %v", keys, recs)
 	}
