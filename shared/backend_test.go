@@ -188,12 +188,11 @@ func TestCursorDetectsDamage(t *testing.T) {
 	}
 }
 
-// TestCursorKeepsPrefetchGETsInFlight: reader.prefetchBlocks bounds the
-// GETs in flight, and a run of several blocks already fetched is not one
-// of them: while the cursor returns its blocks, the next runs are being
-// fetched (counting it left one GET fewer in flight, and catch-up reads
-// fell short of the store's GETs at the same parallelism).
-func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
+// writeSharedRuns writes a shared segment of objects objects of
+// perObject blocks each (one run of one GET each), seals it, and returns
+// the backend, its store, the segment and its SealInfo.
+func writeSharedRuns(t *testing.T, objects, perObject int64) (*Backend, *memstore.Store, segment.Ref, segment.SealInfo) {
+	t.Helper()
 	b, store, idx := newTestBackend(t, time.Hour)
 	tok := idx.own(4, 1)
 	ref := sharedRef(tok, 0)
@@ -201,7 +200,6 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const objects, perObject = 5, 2
 	for o := range int64(objects) {
 		// Blocks written together, within a window, share an object.
 		b.stream.mu.Lock()
@@ -216,7 +214,7 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 		}
 		for queued := false; !queued; time.Sleep(time.Millisecond) {
 			b.stream.mu.Lock()
-			queued = b.stream.open != nil && len(b.stream.open.items) == perObject
+			queued = b.stream.open != nil && int64(len(b.stream.open.items)) == perObject
 			if queued {
 				b.stream.closeOpenLocked()
 				b.stream.startLocked()
@@ -234,6 +232,34 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	return b, store, ref, info
+}
+
+// sharedObjectKeys returns the shared objects in store, oldest first.
+func sharedObjectKeys(t *testing.T, store *memstore.Store, want int) []string {
+	t.Helper()
+	var keys []string
+	for _, k := range store.Keys() {
+		if strings.HasPrefix(k, "shared/") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // names start with their creation time
+	if len(keys) != want {
+		t.Fatalf("%d shared objects, want %d: %v", len(keys), want, keys)
+	}
+	return keys
+}
+
+// TestCursorKeepsPrefetchGETsInFlight: reader.prefetchBlocks bounds the
+// GETs in flight, and a run of several blocks already fetched is not one
+// of them: while the cursor returns its blocks, the next runs are being
+// fetched (counting it left one GET fewer in flight, and catch-up reads
+// fell short of the store's GETs at the same parallelism).
+func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
+	const objects, perObject = 5, 2
+	b, store, ref, info := writeSharedRuns(t, objects, perObject)
+
 	const prefetch = 2
 	c := b.OpenCursor(ref)
 	c.(segment.PrefetchCursor).SetPrefetch(prefetch)
@@ -244,16 +270,7 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 	// cursor issues them from goroutines, and under load the GET of run 2
 	// (issued once run 0 arrived) can overtake run 1's (a CI-like run hung
 	// so, holding run 1).
-	var objectKeys []string
-	for _, k := range store.Keys() {
-		if strings.HasPrefix(k, "shared/") {
-			objectKeys = append(objectKeys, k)
-		}
-	}
-	slices.Sort(objectKeys) // names start with their creation time
-	if len(objectKeys) != objects {
-		t.Fatalf("%d shared objects, want %d: %v", len(objectKeys), objects, objectKeys)
-	}
+	objectKeys := sharedObjectKeys(t, store, objects)
 	later := make([]string, 0, objects-prefetch)
 	for _, k := range objectKeys[prefetch:] {
 		later = append(later, regexp.QuoteMeta(k))
@@ -283,6 +300,56 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 	for i, first := range got {
 		if first != int64(i+3) {
 			t.Fatalf("the rest, block %d holds entry %d: %v", i+3, first, got)
+		}
+	}
+}
+
+// TestCursorFetchesAheadOfASlowGET: GETs end out of order; while the
+// cursor waits for the run it must return next, each GET that lands lets
+// the next one start, so prefetch GETs stay in flight behind a slow one
+// (before, the landed runs held their slots until the slow one came: 1 GET
+// in flight, and catch-up reads at 0.64-0.78 of the store's GETs).
+func TestCursorFetchesAheadOfASlowGET(t *testing.T) {
+	const objects, perObject = 5, 2
+	b, store, ref, info := writeSharedRuns(t, objects, perObject)
+	keys := sharedObjectKeys(t, store, objects)
+	c := b.OpenCursor(ref)
+	c.(segment.PrefetchCursor).SetPrefetch(2)
+	c.SetLimit(info.Blocks)
+	defer c.Close()
+	// The first run's GET and the last run's are held: the last is only
+	// asked for once the runs between landed while the first was held.
+	store.Inject(memstore.Rule{Op: memstore.OpGetRange,
+		KeyRegexp: regexp.MustCompile("^(" + regexp.QuoteMeta(keys[0]) + "|" + regexp.QuoteMeta(keys[objects-1]) + ")$"),
+		Times:     -1, Action: memstore.ActionHold})
+	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ncancel()
+	first := make(chan error, 1)
+	go func() {
+		h, _, err := c.Next(nctx)
+		if err == nil && h.BlockNo != 0 {
+			err = errors.Newf("first block %d", h.BlockNo)
+		}
+		first <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = store.WaitHeld(ctx, 2) // fewer never come: the assertion says so
+	if held := len(store.Held()); held != 2 {
+		t.Fatalf("%d GETs held: the cursor did not fetch runs 1-4 while run 0 was slow", held)
+	}
+	store.ClearRules()
+	store.Release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(t, c)
+	if !errors.Is(err, segment.ErrEndOfSegment) || len(got) != objects*perObject-1 {
+		t.Fatalf("the rest: %v %v", got, err)
+	}
+	for i, entry := range got {
+		if entry != int64(i+1) {
+			t.Fatalf("block %d holds entry %d: %v", i+1, entry, got)
 		}
 	}
 }
