@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/errors"
 
 	"github.com/woodpecker-wal/woodpecker/internal/objstore"
+	"github.com/woodpecker-wal/woodpecker/internal/objstore/memstore"
 	"github.com/woodpecker-wal/woodpecker/internal/walerr"
 )
 
@@ -324,5 +327,53 @@ func TestCursorReportsMissingObjects(t *testing.T) {
 		if i == 2 && (!errors.Is(err, ErrObjectMissing) || !errors.Is(err, walerr.ErrCorrupt)) {
 			t.Fatalf("missing block: %v, want ErrObjectMissing and ErrCorrupt", err)
 		}
+	}
+}
+
+// TestCursorFetchesAheadOfASlowGET: block GETs end out of order; while the
+// cursor waits for the block it must return next, each GET that lands
+// lets the next one start, up to twice the prefetch ahead (before, the
+// landed blocks held their slots until the slow one came: 1 GET in flight
+// behind it).
+func TestCursorFetchesAheadOfASlowGET(t *testing.T) {
+	r := newRig(t, testConfig())
+	blocks, _ := sealedSegment(t, r, 10, func(int) int { return 60 })
+	be := NewObjectBackend(r.store, "root", 1)
+	c := be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
+	defer c.Close()
+	c.(PrefetchCursor).SetPrefetch(2)
+	c.SetLimit(blocks)
+	prefix := SegmentPrefix("root", 7, 0)
+	// Block 0's GET and block 3's are held: block 3 is only asked for once
+	// blocks 1 and 2 landed while block 0 was held.
+	r.store.Inject(memstore.Rule{Op: memstore.OpGet,
+		KeyRegexp: regexp.MustCompile("^(" + regexp.QuoteMeta(prefix+BlockName(0)) + "|" + regexp.QuoteMeta(prefix+BlockName(3)) + ")$"),
+		Times:     -1, Action: memstore.ActionHold})
+	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ncancel()
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := c.Next(nctx)
+		first <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.store.WaitHeld(ctx, 2) // fewer never come: the assertion says so
+	if held := len(r.store.Held()); held != 2 {
+		t.Fatalf("%d GETs held: the cursor did not fetch blocks 1-3 while block 0 was slow", held)
+	}
+	r.store.ClearRules()
+	r.store.Release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for want := int64(1); want < blocks; want++ {
+		h, _, err := c.Next(nctx)
+		if err != nil || h.BlockNo != want {
+			t.Fatalf("block %d: %+v %v", want, h, err)
+		}
+	}
+	if _, _, err := c.Next(nctx); !errors.Is(err, ErrEndOfSegment) {
+		t.Fatalf("after the last block: %v", err)
 	}
 }

@@ -235,7 +235,8 @@ type objectCursor struct {
 	prefetch int
 
 	mu       sync.Mutex
-	ahead    []*fetch // fetches for next, next+1, ...
+	ahead    []*fetch      // fetches for next, next+1, ...
+	landed   chan struct{} // a fetch ended (buffered, 1): Next starts the next one
 	cancel   context.CancelFunc
 	fetchCtx context.Context
 	wg       sync.WaitGroup
@@ -245,6 +246,16 @@ type fetch struct {
 	done chan struct{}
 	data []byte
 	err  error
+}
+
+// fetched reports whether the fetch ended.
+func (f *fetch) fetched() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // SetLimit tells the cursor the segment holds exactly blocks blocks,
@@ -303,34 +314,56 @@ func (c *objectCursor) Next(ctx context.Context) (BlockHeader, [][]byte, error) 
 	return h, entries, nil
 }
 
-// prefetched returns block next, keeping up to prefetch fetches in flight.
+// prefetched returns block next, keeping up to prefetch fetches in flight
+// and at most twice that many blocks fetched or being fetched. GETs end
+// out of order: fetches that landed do not count as in flight, and each
+// one that lands while Next waits for block next starts the next fetch
+// (counting them kept 1-3 GETs in flight behind a slow one).
 func (c *objectCursor) prefetched(ctx context.Context) ([]byte, error) {
-	c.mu.Lock()
-	if c.fetchCtx == nil {
-		c.fetchCtx, c.cancel = context.WithCancel(context.Background())
+	for {
+		c.mu.Lock()
+		if c.fetchCtx == nil {
+			c.fetchCtx, c.cancel = context.WithCancel(context.Background())
+			c.landed = make(chan struct{}, 1)
+		}
+		inflight := 0
+		for _, f := range c.ahead {
+			if !f.fetched() {
+				inflight++
+			}
+		}
+		for n := int64(len(c.ahead)); inflight < c.prefetch && n < 2*int64(c.prefetch) && c.next+n < c.limit; n++ {
+			f := &fetch{done: make(chan struct{})}
+			key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next+n)
+			c.ahead = append(c.ahead, f)
+			inflight++
+			c.wg.Add(1)
+			go func(fctx context.Context, landed chan<- struct{}) {
+				defer c.wg.Done()
+				defer func() {
+					close(f.done)
+					select {
+					case landed <- struct{}{}:
+					default:
+					}
+				}()
+				f.data, f.err = c.b.store.Get(fctx, key)
+			}(c.fetchCtx, c.landed)
+		}
+		f, landed := c.ahead[0], c.landed
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-landed:
+			continue // another fetch ended: start the next one
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+		c.ahead = c.ahead[1:]
+		c.mu.Unlock()
+		return f.data, f.err
 	}
-	for n := int64(len(c.ahead)); n < int64(c.prefetch) && c.next+n < c.limit; n++ {
-		f := &fetch{done: make(chan struct{})}
-		key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next+n)
-		c.ahead = append(c.ahead, f)
-		c.wg.Add(1)
-		go func(fctx context.Context) {
-			defer c.wg.Done()
-			defer close(f.done)
-			f.data, f.err = c.b.store.Get(fctx, key)
-		}(c.fetchCtx)
-	}
-	f := c.ahead[0]
-	c.mu.Unlock()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	c.mu.Lock()
-	c.ahead = c.ahead[1:]
-	c.mu.Unlock()
-	return f.data, f.err
 }
 
 func (c *objectCursor) dropAhead() {
