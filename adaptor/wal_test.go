@@ -25,9 +25,12 @@ type backend struct {
 	messages int
 }
 
-func etcdSection(t *testing.T) string {
+func etcdSection(t *testing.T) string { return etcdSectionAt(t, testenv.UniquePrefix(t)) }
+
+// etcdSectionAt is the etcd section with root as etcd.rootPath.
+func etcdSectionAt(t *testing.T, root string) string {
 	return fmt.Sprintf("  etcd:\n    endpoints: [%s]\n    rootPath: %q\n",
-		strings.Join(quoteAll(testenv.EtcdEndpoints(t)), ", "), testenv.UniquePrefix(t))
+		strings.Join(quoteAll(testenv.EtcdEndpoints(t)), ", "), root)
 }
 
 func quoteAll(ss []string) []string {
@@ -51,22 +54,9 @@ var backends = []backend{
 		return etcdSection(t) + fmt.Sprintf("  storage:\n    type: local\n    rootPath: %q\n", t.TempDir())
 	}},
 	// QuorumBuffer: 3 in-process LogStores uploading to MinIO.
-	{name: "quorum", section: func(t *testing.T) string {
-		s3 := testenv.MinIO(t)
-		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
-		store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
-			SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: root})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = store.Close() })
-		cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
-		return etcdSection(t) + fmt.Sprintf("  storage:\n    type: minio\n    endpoint: %q\n    bucket: %q\n    rootPath: %q\n"+
-			"    accessKey: %q\n    secretKey: %q\n    region: %q\n    useSSL: %t\n"+
-			"  mode: quorumBuffer\n  quorum:\n    logStores: [%s]\n",
-			s3.Endpoint, bucket, root, s3.AccessKey, s3.SecretKey, s3.Region, s3.Secure,
-			strings.Join(quoteAll(cluster.Addrs()), ", "))
-	}},
+	{name: "quorum", section: func(t *testing.T) string { return quorumSection(t, false) }},
+	// QuorumBuffer whose LogStores write shared objects.
+	{name: "quorum-shared", section: func(t *testing.T) string { return quorumSection(t, true) }},
 	// MinIO with shared objects (docs/shared-objects.md): the blocks of
 	// every channel of the opener go into objects shared by all of them.
 	// Each synchronous append waits for the window, a PUT and an etcd
@@ -75,6 +65,33 @@ var backends = []backend{
 	{name: "shared", section: func(t *testing.T) string {
 		return minioSection(t) + "  writer:\n    batchWindow: 5ms\n"
 	}, messages: 100},
+}
+
+// quorumSection is the section of QuorumBuffer on 3 in-process LogStores
+// uploading to MinIO; with shared, they write shared objects
+// (writer.batchWindow > 0).
+func quorumSection(t *testing.T, shared bool) string {
+	s3 := testenv.MinIO(t)
+	bucket, root, etcdRoot := testenv.NewBucket(t, s3), testenv.UniquePrefix(t), testenv.UniquePrefix(t)
+	store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
+		SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	var cluster *quorumtest.Cluster
+	writer := ""
+	if shared {
+		cluster = quorumtest.StartShared(t, testenv.Etcd(t), etcdRoot, 5*time.Millisecond, 3, store, "", 256<<20)
+		writer = "  writer:\n    batchWindow: 5ms\n"
+	} else {
+		cluster = quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
+	}
+	return etcdSectionAt(t, etcdRoot) + fmt.Sprintf("  storage:\n    type: minio\n    endpoint: %q\n    bucket: %q\n    rootPath: %q\n"+
+		"    accessKey: %q\n    secretKey: %q\n    region: %q\n    useSSL: %t\n"+
+		"  mode: quorumBuffer\n  quorum:\n    logStores: [%s]\n",
+		s3.Endpoint, bucket, root, s3.AccessKey, s3.SecretKey, s3.Region, s3.Secure,
+		strings.Join(quoteAll(cluster.Addrs()), ", ")) + writer
 }
 
 // newBuilder returns the builder a database configuration selecting
@@ -90,13 +107,14 @@ func newBuilder(t *testing.T, b backend) walimpls.OpenerBuilder {
 }
 
 // TestConformance runs the walimpls conformance suite, 1000 messages per
-// term (100 with shared objects), on each backend: MinIO + etcd, a local directory + etcd,
-// QuorumBuffer, and MinIO with shared objects.
+// term (100 with MemoryBuffer's shared objects), on each backend: MinIO +
+// etcd, a local directory + etcd, QuorumBuffer, QuorumBuffer whose
+// LogStores write shared objects, and MinIO with shared objects.
 func TestConformance(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			ob := newBuilder(t, b)
-			if w := ob.(*Builder).Config().Writer.BatchWindow; (w > 0) != (b.name == "shared") {
+			if w := ob.(*Builder).Config().Writer.BatchWindow; (w > 0) != strings.HasSuffix(b.name, "shared") {
 				t.Fatalf("writer.batchWindow is %v on backend %s", w, b.name)
 			}
 			opts := []conformance.Option{conformance.WithStrictTruncate(), conformance.WithInvalidMessageIDs(invalidIDs...)}

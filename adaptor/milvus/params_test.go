@@ -110,6 +110,30 @@ func minioBackendParams(t *testing.T) map[string]string {
 	return minioParams(t, s3, "minio", testenv.NewBucket(t, s3), testenv.UniquePrefix(t))
 }
 
+// serviceParams are the parameters of QuorumBuffer on 3 in-process
+// LogStores registered in etcd under the root the client derives,
+// uploading to MinIO; with shared, they write shared objects.
+func serviceParams(t *testing.T, shared bool) map[string]string {
+	s3 := testenv.MinIO(t)
+	bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
+	kv := minioParams(t, s3, "service", bucket, root)
+	store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
+		SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: joinPrefix(root, KeySuffix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	etcdRoot := joinPrefix(kv["etcd.rootPath"], KeySuffix)
+	var cluster *quorumtest.Cluster
+	if shared {
+		cluster = quorumtest.StartShared(t, testenv.Etcd(t), etcdRoot, 5*time.Millisecond, 3, store, "", 256<<20)
+	} else {
+		cluster = quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
+	}
+	cluster.Register(t, testenv.Etcd(t), etcdRoot)
+	return kv
+}
+
 var backends = []backend{
 	{name: "minio", params: minioBackendParams},
 	{name: "localfs", params: func(t *testing.T) map[string]string {
@@ -120,20 +144,11 @@ var backends = []backend{
 	}},
 	// QuorumBuffer ("service"): 3 in-process LogStores registered in etcd
 	// under the root the client derives, uploading to MinIO.
-	{name: "service", params: func(t *testing.T) map[string]string {
-		s3 := testenv.MinIO(t)
-		bucket, root := testenv.NewBucket(t, s3), testenv.UniquePrefix(t)
-		kv := minioParams(t, s3, "service", bucket, root)
-		store, err := s3store.Open(context.Background(), s3store.Config{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey,
-			SecretKey: s3.SecretKey, Bucket: bucket, Region: s3.Region, Secure: s3.Secure, RootPath: joinPrefix(root, KeySuffix)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = store.Close() })
-		cluster := quorumtest.Start(t, testenv.Etcd(t), 3, store, "", 256<<20)
-		cluster.Register(t, testenv.Etcd(t), joinPrefix(kv["etcd.rootPath"], KeySuffix))
-		return kv
-	}},
+	{name: "service", params: func(t *testing.T) map[string]string { return serviceParams(t, false) }},
+	// QuorumBuffer whose LogStores write shared objects: as "shared", the
+	// builder is made with writer.batchWindow set.
+	{name: "service-shared", params: func(t *testing.T) map[string]string { return serviceParams(t, true) },
+		tweak: func(cfg *options.Config) { cfg.Writer.BatchWindow = 5 * time.Millisecond }},
 	// MinIO with shared objects (docs/shared-objects.md): Milvus has no
 	// parameter for writer.batchWindow, so the builder is made from the
 	// configuration of the minio parameters with the window set. Each
