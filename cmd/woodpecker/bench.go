@@ -251,7 +251,9 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 
 	disp := newProgress(ctx, a.stderr, bf.progress)
 	cfg.Progress = disp.report
+	puts0, commits0 := e.sharedLatencies()
 	res, runErr := bench.Run(ctx, cfg)
+	puts, commits := e.sharedLatencies()
 	disp.finish()
 	cleanErr := e.removeBenchLogs(context.WithoutCancel(ctx), prefix, cfg.Logs, bf.keep)
 	if runErr != nil {
@@ -268,6 +270,12 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 	}
 	if bf.jsonOut != "-" {
 		printBenchTable(a.stdout, res, cfg)
+		if n := commits.n - commits0.n; n > 0 {
+			// What an append waits for after its window: the PUT, then
+			// the etcd transaction (docs/shared-objects.md).
+			fmt.Fprintf(a.stdout, "shared objects: %d committed; mean PUT %.2f ms, mean etcd commit %.2f ms (the whole run)\n",
+				n, puts.meanMs(puts0), commits.meanMs(commits0))
+		}
 	}
 	if bf.plot != "" {
 		if err := writePlot(bf.plot, res, cfg, setup); err != nil {
@@ -278,6 +286,48 @@ func (a *app) runBench(cmd *cobra.Command, bf benchFlags) error {
 		}
 	}
 	return nil
+}
+
+// histogramTotals are a Prometheus histogram's count and sum.
+type histogramTotals struct {
+	n   uint64
+	sum float64
+}
+
+// meanMs is the mean of the observations since before, in milliseconds.
+func (h histogramTotals) meanMs(before histogramTotals) float64 {
+	if h.n <= before.n {
+		return 0
+	}
+	return (h.sum - before.sum) / float64(h.n-before.n) * 1000
+}
+
+// sharedLatencies returns the totals of the client's shared object PUT
+// and commit latencies so far.
+func (e *env) sharedLatencies() (puts, commits histogramTotals) {
+	if e.metrics == nil {
+		return
+	}
+	families, err := e.metrics.Registry().Gather()
+	if err != nil {
+		return
+	}
+	for _, f := range families {
+		var to *histogramTotals
+		switch f.GetName() {
+		case "woodpecker_shared_put_latency_seconds":
+			to = &puts
+		case "woodpecker_shared_commit_latency_seconds":
+			to = &commits
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			to.n += m.GetHistogram().GetSampleCount()
+			to.sum += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return
 }
 
 func describeTotal(total int64, d time.Duration) string {

@@ -719,7 +719,8 @@ func TestBench(t *testing.T) {
 	r = c.ok("", "bench", "--backend", "memory", "--raw", "--logs", "3", "--rate", "50", "--duration", "300ms",
 		"--entry-size", "1KiB", "--batch-window", "10ms", "--progress", "none")
 	for _, want := range []string{"3 log(s) at 50 appends/s each", "shared objects (window 10ms", "PUTs/s while appending",
-		"(bound)", "PUTs per 1,000 appends", "/day", "append p50 vs window + 1.5 x PUT", "(GET)", "RSS peak"} {
+		"(bound)", "PUTs per 1,000 appends", "/day", "append p50 vs window + 1.5 x PUT", "(GET)", "RSS peak",
+		"mean etcd commit"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("paced bench output lacks %q:\n%s", want, r.stdout)
 		}
