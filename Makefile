@@ -64,7 +64,8 @@ mocks:
 
 ## chaos: the chaos suite's long run (integration/chaos): CHAOS_CYCLES fault
 ## cycles per mode, CHAOS_MODE memory, quorum, journaled (QuorumBuffer on
-## LogStores with journals), localfs, both (memory and quorum), all, or a
+## LogStores with journals), quorum-shared (QuorumBuffer whose LogStores
+## write shared objects), localfs, both (memory and quorum), all, or a
 ## comma-separated list, CHAOS_SEED to rerun a
 ## failing seed (0: a new one), CHAOS_DURATION to stop starting cycles after
 ## that long per mode (e.g. 80m; 0: no limit); the history files, process logs and report go
