@@ -323,6 +323,18 @@ func (r *Reader) reload(ctx context.Context) error {
 func (r *Reader) Next(ctx context.Context) (Entry, error) {
 	r.nextMu.Lock()
 	defer r.nextMu.Unlock()
+	select {
+	case <-r.closeCh:
+	default:
+		// The next entry is in the block read last: no wait, so no
+		// context to bind to the reader's life (a catch-up read returns
+		// most entries so).
+		if r.gone == nil {
+			if e, ok := r.fromBuffer(); ok {
+				return e, nil
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(r.life, cancel)()
@@ -343,17 +355,8 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 		if r.gone != nil {
 			return Entry{}, r.gone
 		}
-		for len(r.buf) > 0 {
-			id, p := r.bufAt, r.buf[0]
-			r.buf, r.bufAt.Entry = r.buf[1:], r.bufAt.Entry+1
-			if id.Less(r.next) {
-				continue
-			}
-			r.next = EntryID{Segment: id.Segment, Entry: id.Entry + 1}
-			if m := r.log.c.metrics; m != nil {
-				m.ObserveRead(1, int64(len(p)))
-			}
-			return Entry{ID: id, Payload: p}, nil
+		if e, ok := r.fromBuffer(); ok {
+			return e, nil
 		}
 		if r.dirty {
 			if err := r.reload(ctx); err != nil {
@@ -417,6 +420,24 @@ func (r *Reader) next1(ctx context.Context) (Entry, error) {
 			return Entry{}, errors.Wrapf(err, "read log %q segment %d", r.log.info.Name, r.curSeg.ID)
 		}
 	}
+}
+
+// fromBuffer returns the next entry of the block read last, if it holds
+// one.
+func (r *Reader) fromBuffer() (Entry, bool) {
+	for len(r.buf) > 0 {
+		id, p := r.bufAt, r.buf[0]
+		r.buf, r.bufAt.Entry = r.buf[1:], r.bufAt.Entry+1
+		if id.Less(r.next) {
+			continue
+		}
+		r.next = EntryID{Segment: id.Segment, Entry: id.Entry + 1}
+		if m := r.log.c.metrics; m != nil {
+			m.ObserveRead(1, int64(len(p)))
+		}
+		return Entry{ID: id, Payload: p}, true
+	}
+	return Entry{}, false
 }
 
 // definite reports whether a failure to read the log's metadata is an
