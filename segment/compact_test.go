@@ -377,3 +377,53 @@ func TestCursorFetchesAheadOfASlowGET(t *testing.T) {
 		t.Fatalf("after the last block: %v", err)
 	}
 }
+
+// TestCursorHoldsNoMoreThanMaxBuffer: reader.maxBufferBytes bounds the
+// blocks a cursor holds ahead, those being fetched counted at the size of
+// the largest block read: with a bound below two blocks, it fetches one
+// block at a time whatever the prefetch.
+func TestCursorHoldsNoMoreThanMaxBuffer(t *testing.T) {
+	r := newRig(t, testConfig())
+	blocks, _ := sealedSegment(t, r, 10, func(int) int { return 60 })
+	be := NewObjectBackend(r.store, "root", 1)
+	c := be.OpenCursor(Ref{LogID: 7, SegmentID: 0})
+	defer c.Close()
+	c.(PrefetchCursor).SetPrefetch(4)
+	c.(BufferCursor).SetMaxBuffer(1)
+	c.SetLimit(blocks)
+	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ncancel()
+	for want := range int64(3) { // the cursor learns the blocks' size
+		if h, _, err := c.Next(nctx); err != nil || h.BlockNo != want {
+			t.Fatalf("block %d: %+v %v", want, h, err)
+		}
+	}
+	r.store.Inject(memstore.Rule{Op: memstore.OpGet, KeyRegexp: regexp.MustCompile(`/b-0*([4-9])$`),
+		Times: -1, Action: memstore.ActionHold})
+	next := make(chan error, 1)
+	go func() {
+		for range 2 { // block 3, then block 4, whose GET is held
+			if _, _, err := c.Next(nctx); err != nil {
+				next <- err
+				return
+			}
+		}
+		next <- nil
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = r.store.WaitHeld(ctx, 2) // more than one must not come: the assertion says so
+	if held := len(r.store.Held()); held != 1 {
+		t.Fatalf("%d GETs held with a buffer bound below two blocks, want 1", held)
+	}
+	r.store.ClearRules()
+	r.store.Release()
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	for want := int64(5); want < blocks; want++ {
+		if h, _, err := c.Next(nctx); err != nil || h.BlockNo != want {
+			t.Fatalf("block %d: %+v %v", want, h, err)
+		}
+	}
+}

@@ -233,6 +233,10 @@ type objectCursor struct {
 	lay   *layoutState // position in a layout of generation > 0
 	// prefetch is how many blocks to keep in flight (SetPrefetch).
 	prefetch int
+	// maxBuffer bounds the bytes of blocks fetched or being fetched
+	// (SetMaxBuffer; 0: none); largest is the largest block fetched, the
+	// estimate of a block in flight.
+	maxBuffer, largest int64
 
 	mu       sync.Mutex
 	ahead    []*fetch      // fetches for next, next+1, ...
@@ -326,13 +330,19 @@ func (c *objectCursor) prefetched(ctx context.Context) ([]byte, error) {
 			c.fetchCtx, c.cancel = context.WithCancel(context.Background())
 			c.landed = make(chan struct{}, 1)
 		}
-		inflight := 0
+		inflight, held := 0, int64(0)
 		for _, f := range c.ahead {
-			if !f.fetched() {
+			if f.fetched() {
+				held += int64(len(f.data))
+				c.largest = max(c.largest, int64(len(f.data)))
+			} else {
 				inflight++
 			}
 		}
-		for n := int64(len(c.ahead)); inflight < c.prefetch && n < 2*int64(c.prefetch) && c.next+n < c.limit; n++ {
+		fits := func() bool {
+			return c.maxBuffer <= 0 || len(c.ahead) == 0 || held+int64(inflight+1)*c.largest <= c.maxBuffer
+		}
+		for n := int64(len(c.ahead)); inflight < c.prefetch && n < 2*int64(c.prefetch) && c.next+n < c.limit && fits(); n++ {
 			f := &fetch{done: make(chan struct{})}
 			key := BlockKey(c.b.root, c.ref.LogID, c.ref.SegmentID, c.next+n)
 			c.ahead = append(c.ahead, f)

@@ -12,5 +12,20 @@ type PrefetchCursor interface {
 	SetPrefetch(blocks int)
 }
 
+// BufferCursor is implemented by prefetching cursors that bound the bytes
+// of blocks they hold ahead of the reader (reader.maxBufferBytes).
+type BufferCursor interface {
+	// SetMaxBuffer bounds the bytes of blocks read ahead and not yet
+	// returned, those being read included; one block (or one read) is
+	// always allowed, so a block larger than the bound is still read.
+	// 0: no bound but the prefetch's. Call it before the first Next.
+	SetMaxBuffer(bytes int64)
+}
+
 // SetPrefetch implements PrefetchCursor.
 func (c *objectCursor) SetPrefetch(blocks int) { c.prefetch = blocks }
+
+// SetMaxBuffer implements BufferCursor. The size of a block being read is
+// not known before it arrives: the largest block the cursor has read
+// stands for it.
+func (c *objectCursor) SetMaxBuffer(bytes int64) { c.maxBuffer = bytes }

@@ -353,3 +353,53 @@ func TestCursorFetchesAheadOfASlowGET(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorHoldsNoMoreThanMaxBuffer: reader.maxBufferBytes bounds the
+// bytes of runs a cursor holds ahead, those being fetched included: with a
+// bound smaller than two runs, it fetches one run at a time whatever the
+// prefetch (a run always fits when nothing is held).
+func TestCursorHoldsNoMoreThanMaxBuffer(t *testing.T) {
+	const objects, perObject = 5, 2
+	b, store, ref, info := writeSharedRuns(t, objects, perObject)
+	keys := sharedObjectKeys(t, store, objects)
+	c := b.OpenCursor(ref)
+	c.(segment.PrefetchCursor).SetPrefetch(4)
+	c.(segment.BufferCursor).SetMaxBuffer(1)
+	c.SetLimit(info.Blocks)
+	defer c.Close()
+	// Runs 2 on are held: once runs 0 and 1 are read, the reader waits
+	// for run 2, and no other GET may start while it is in flight.
+	later := make([]string, 0, objects-2)
+	for _, k := range keys[2:] {
+		later = append(later, regexp.QuoteMeta(k))
+	}
+	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyRegexp: regexp.MustCompile("^(" + strings.Join(later, "|") + ")$"),
+		Times: -1, Action: memstore.ActionHold})
+	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ncancel()
+	for want := range int64(2 * perObject) { // runs 0 and 1
+		if h, _, err := c.Next(nctx); err != nil || h.BlockNo != want {
+			t.Fatalf("block %d: %+v %v", want, h, err)
+		}
+	}
+	next := make(chan error, 1)
+	go func() {
+		_, _, err := c.Next(nctx)
+		next <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = store.WaitHeld(ctx, 2) // more than one must not come: the assertion says so
+	if held := len(store.Held()); held != 1 {
+		t.Fatalf("%d GETs in flight with a buffer bound below two runs, want 1", held)
+	}
+	store.ClearRules()
+	store.Release()
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(t, c)
+	if !errors.Is(err, segment.ErrEndOfSegment) || len(got) != objects*perObject-2*perObject-1 {
+		t.Fatalf("the rest: %v %v", got, err)
+	}
+}

@@ -25,8 +25,11 @@ type cursor struct {
 	next     int64
 	limit    int64 // block count of a sealed segment, -1 while unknown
 	prefetch int
-	sealed   bool          // exts come from the seal: every block is known
-	exts     []meta.Extent // known extents of blocks next, next+1, ...
+	// maxBuffer bounds the bytes of runs fetched or being fetched
+	// (SetMaxBuffer); 0: prefetch x maxRunBytes.
+	maxBuffer int64
+	sealed    bool          // exts come from the seal: every block is known
+	exts      []meta.Extent // known extents of blocks next, next+1, ...
 	// inner reads the per-log layout a compaction wrote, once the
 	// segment's metadata says so (UseGeneration) or a shared object of
 	// the segment is gone (deleted after its compaction).
@@ -53,10 +56,21 @@ type run struct {
 
 var (
 	_ segment.PrefetchCursor   = (*cursor)(nil)
+	_ segment.BufferCursor     = (*cursor)(nil)
 	_ segment.GenerationCursor = (*cursor)(nil)
 )
 
 func (c *cursor) SetPrefetch(blocks int) { c.prefetch = blocks }
+
+// SetMaxBuffer implements segment.BufferCursor.
+func (c *cursor) SetMaxBuffer(bytes int64) {
+	c.maxBuffer = bytes
+	if c.inner != nil {
+		if bc, ok := c.inner.(segment.BufferCursor); ok {
+			bc.SetMaxBuffer(bytes)
+		}
+	}
+}
 
 func (c *cursor) SetLimit(blocks int64) {
 	c.limit = blocks
@@ -83,6 +97,9 @@ func (c *cursor) toLayout() {
 	c.inner = c.b.ObjectBackend.OpenCursor(c.ref)
 	if pc, ok := c.inner.(segment.PrefetchCursor); ok {
 		pc.SetPrefetch(c.prefetch)
+	}
+	if bc, ok := c.inner.(segment.BufferCursor); ok {
+		bc.SetMaxBuffer(c.maxBuffer)
 	}
 	c.inner.SetLimit(c.limit)
 	c.inner.Skip(c.next)
@@ -265,9 +282,13 @@ func (c *cursor) refillLocked(returning int) {
 		}
 	}
 	prefetch := max(c.prefetch, 1)
+	limit := int64(prefetch) * maxRunBytes
+	if c.maxBuffer > 0 {
+		limit = c.maxBuffer
+	}
 	for inflight < prefetch && queued < len(c.exts) {
 		r := &run{exts: nextRun(c.exts[queued:]), done: make(chan struct{})}
-		if len(c.ahead) > 0 && held+r.size() > int64(prefetch)*maxRunBytes {
+		if len(c.ahead) > 0 && held+r.size() > limit {
 			return
 		}
 		r.off = r.exts[0].Offset

@@ -469,6 +469,9 @@ func (r *Reader) openSegment(ctx context.Context) bool {
 		if pc, ok := r.cur.(segment.PrefetchCursor); ok {
 			pc.SetPrefetch(r.log.c.cfg.Reader.PrefetchBlocks)
 		}
+		if bc, ok := r.cur.(segment.BufferCursor); ok {
+			bc.SetMaxBuffer(r.log.c.cfg.Reader.MaxBufferBytes)
+		}
 		if bw, ok := r.log.c.backend.(segment.BlockWatcher); ok && sm.State != meta.SegmentSealed && !r.writtenHere(sm.ID) {
 			// Tail reads are pushed: the backend wakes the reader when
 			// a block of the open segment may have become readable.
