@@ -204,9 +204,23 @@ const (
 	decideCrashLose
 )
 
-func (s *Store) hold(ctx context.Context, op Op, key string, do, land func() error) error {
+// hold blocks an operation a hold rule matched while decided Release and
+// Crash calls had been made, until the next one decides it.
+func (s *Store) hold(ctx context.Context, op Op, key string, do, land func() error, decided uint64) error {
 	h := &heldOp{HeldOp: HeldOp{Op: op, Key: key}, land: land, decide: make(chan decision, 1)}
 	s.mu.Lock()
+	if s.decided != decided {
+		// Released or crashed between the match and now: that decision
+		// was meant for it too (a test that clears its rules and then
+		// releases must not leave it held for good).
+		choose := s.lastDecision
+		s.mu.Unlock()
+		d := choose(h.HeldOp)
+		if d == decideCrashLand && land != nil {
+			_ = land()
+		}
+		return s.finishHeld(d, op, key, do)
+	}
 	s.held[h] = struct{}{}
 	s.notifyHeldLocked()
 	s.mu.Unlock()
@@ -296,6 +310,8 @@ func (s *Store) decideAll(choose func(HeldOp) decision) int {
 	s.mu.Lock()
 	held := s.held
 	s.held = make(map[*heldOp]struct{})
+	s.decided++
+	s.lastDecision = choose
 	s.notifyHeldLocked()
 	s.mu.Unlock()
 	for h := range held {

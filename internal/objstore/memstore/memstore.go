@@ -38,6 +38,12 @@ type Store struct {
 	rules        []*Injection
 	held         map[*heldOp]struct{}
 	heldChanged  chan struct{} // closed and replaced when held changes
+	// decided counts Release and Crash calls, and lastDecision is the
+	// latest one's choice: an operation a hold rule matched before a
+	// Release or Crash, and that had not registered as held yet, gets
+	// that decision rather than waiting for the next (hold).
+	decided      uint64
+	lastDecision func(HeldOp) decision
 }
 
 type object struct {
@@ -215,7 +221,7 @@ func (s *Store) run(ctx context.Context, op Op, key string, do, land func() erro
 	if err := ctx.Err(); err != nil {
 		return errors.Wrapf(err, "memstore %s %q", op, key)
 	}
-	r := s.match(op, key)
+	r, decided := s.match(op, key)
 	if r == nil {
 		return do()
 	}
@@ -254,7 +260,7 @@ func (s *Store) run(ctx context.Context, op Op, key string, do, land func() erro
 		}
 		return wrap(injected)
 	case ActionHold:
-		return s.hold(ctx, op, key, do, land)
+		return s.hold(ctx, op, key, do, land, decided)
 	default:
 		return errors.AssertionFailedf("memstore: unknown action %d", r.Action)
 	}
@@ -262,7 +268,7 @@ func (s *Store) run(ctx context.Context, op Op, key string, do, land func() erro
 
 // match advances the counters of the rules matching (op, key) and returns
 // the first one that fires, or nil.
-func (s *Store) match(op Op, key string) *Rule {
+func (s *Store) match(op Op, key string) (*Rule, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var fired *Rule
@@ -277,7 +283,7 @@ func (s *Store) match(op Op, key string) *Rule {
 			fired = &r
 		}
 	}
-	return fired
+	return fired, s.decided
 }
 
 // Count returns how many calls of kind op were made (OpAny: of every
