@@ -48,9 +48,11 @@ func (s *sink) writeSealRecord(ctx context.Context, info segment.SealInfo, recor
 }
 
 // copyShared copies blocks from..to-1 that object storage lacks into
-// shared objects committed under ref.Owner, reading each with read. It
-// returns how many leading blocks are then stored, and the error of the
-// first block it could not copy.
+// shared objects committed under ref.Owner, reading each with read,
+// copyParallel at a time and holding at most sharedCopyBytes of them
+// (plus one read batch) before it writes them. It returns how many leading
+// blocks are then stored, and the error of the first block it could not
+// copy; nothing above that block is committed.
 func (b *Backend) copyShared(ctx context.Context, ref segment.Ref, from, to int64,
 	read func(ctx context.Context, blk int64) ([]byte, error)) (int64, error) {
 	if from >= to {
@@ -60,38 +62,58 @@ func (b *Backend) copyShared(ctx context.Context, ref segment.Ref, from, to int6
 	if err != nil {
 		return from, errors.Wrapf(err, "copy blocks of segment %d of log %d", ref.SegmentID, ref.LogID)
 	}
-	var mu sync.Mutex
-	pieces := map[int64]shared.Piece{}
-	end, readErr := copyBlocks(ctx, from, to, func(ctx context.Context, blk int64) error {
-		data, err := read(ctx, blk)
-		if err != nil {
-			if b.uploaded(ctx, ref, blk) {
-				return nil // the uploader got there first, and dropped its copy
-			}
-			return errors.Wrapf(err, "copy block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+	var (
+		pending      []shared.Piece // read, in block order, not yet written
+		pendingBytes int64
+		stored       = from // every block below it is committed
+	)
+	flush := func(upTo int64) error {
+		if err := b.WriteObjects(ctx, owner, pending, sharedCopyBytes); err != nil {
+			return errors.Wrapf(err, "copy blocks %d-%d of segment %d of log %d", stored, upTo-1, ref.SegmentID, ref.LogID)
 		}
-		h, err := segment.DecodeBlockHeader(data)
-		if err != nil {
-			return errors.Wrapf(err, "copy block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
-		}
-		mu.Lock()
-		pieces[blk] = shared.Piece{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: blk,
-			FirstEntry: h.FirstEntry, Count: h.Count, Data: data}
-		mu.Unlock()
+		pending, pendingBytes, stored = pending[:0], 0, upTo
 		return nil
-	})
-	// Only the blocks below the first failure: no gap, so none is
-	// committed above one that is not.
-	list := make([]shared.Piece, 0, len(pieces))
-	for blk := from; blk < end; blk++ {
-		if p, ok := pieces[blk]; ok {
-			list = append(list, p)
+	}
+	for lo := from; lo < to; lo += copyParallel {
+		hi := min(lo+copyParallel, to)
+		var mu sync.Mutex
+		got := map[int64]shared.Piece{}
+		end, readErr := copyBlocks(ctx, lo, hi, func(ctx context.Context, blk int64) error {
+			data, err := read(ctx, blk)
+			if err != nil {
+				if b.uploaded(ctx, ref, blk) {
+					return nil // the uploader got there first, and dropped its copy
+				}
+				return errors.Wrapf(err, "copy block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+			}
+			h, err := segment.DecodeBlockHeader(data)
+			if err != nil {
+				return errors.Wrapf(err, "copy block %d of segment %d of log %d", blk, ref.SegmentID, ref.LogID)
+			}
+			mu.Lock()
+			got[blk] = shared.Piece{LogID: ref.LogID, SegmentID: ref.SegmentID, BlockNo: blk,
+				FirstEntry: h.FirstEntry, Count: h.Count, Data: data}
+			mu.Unlock()
+			return nil
+		})
+		// Only the blocks below the first failure: no gap, so none is
+		// committed above one that is not.
+		for blk := lo; blk < end; blk++ {
+			if p, ok := got[blk]; ok {
+				pending = append(pending, p)
+				pendingBytes += int64(len(p.Data))
+			}
+		}
+		if readErr != nil || pendingBytes >= sharedCopyBytes || end == to {
+			if err := flush(end); err != nil {
+				return stored, err
+			}
+		}
+		if readErr != nil {
+			return stored, readErr
 		}
 	}
-	if err := b.WriteObjects(ctx, owner, list, sharedCopyBytes); err != nil {
-		return from, errors.Wrapf(err, "copy blocks %d-%d of segment %d of log %d", from, end-1, ref.SegmentID, ref.LogID)
-	}
-	return end, readErr
+	return stored, nil
 }
 
 // recoverShared ends recovery of a segment in shared objects: it copies

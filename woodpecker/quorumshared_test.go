@@ -2,6 +2,7 @@ package woodpecker_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -200,6 +201,55 @@ func TestRecoveryCopiesWhatTheLogStoresDidNotCommit(t *testing.T) {
 	for i, e := range got {
 		if string(e.Payload) != string(payload(i)) {
 			t.Fatalf("entry %d: %q", i, e.Payload)
+		}
+	}
+}
+
+// TestRecoveryCopiesManyMegabytesInSeveralObjects: a recovery that copies
+// 20 MiB the LogStores never uploaded writes them in objects of about 8 MiB
+// (one etcd commit each), and every entry reads back.
+func TestRecoveryCopiesManyMegabytesInSeveralObjects(t *testing.T) {
+	store := memstore.New()
+	gate := &refusedSharedPuts{Store: store, refuse: true}
+	c := quorumSharedClient(t, store, gate)
+	ctx := context.Background()
+	l := openLog(t, c, "big")
+	old, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close(ctx)
+	const n, size = 40, 512 << 10 // 20 MiB in 40 blocks
+	entry := func(i int) []byte { return append([]byte(fmt.Sprintf("%04d", i)), make([]byte, size-4)...) }
+	for i := range n {
+		if _, err := old.Append(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := l.OpenWriter(ctx, 2) // recovery copies the 40 blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	var objects int
+	for _, key := range store.Keys() {
+		if !strings.HasPrefix(key, "shared/") {
+			continue
+		}
+		objects++
+		data, _ := store.Peek(key)
+		// 8 MiB, plus the read batch (8 blocks) that crossed it.
+		if len(data) > 8<<20+8*(size+1024) {
+			t.Fatalf("shared object %s holds %d bytes: the copy was not written in bounded objects", key, len(data))
+		}
+	}
+	if objects < 3 {
+		t.Fatalf("%d shared objects for 20 MiB of copied blocks, want 3 or more", objects)
+	}
+	got := readN(t, mustReader(t, l, woodpecker.Earliest()), n)
+	for i, e := range got {
+		if string(e.Payload[:4]) != fmt.Sprintf("%04d", i) || len(e.Payload) != size {
+			t.Fatalf("entry %d: %q... (%d bytes)", i, e.Payload[:4], len(e.Payload))
 		}
 	}
 }

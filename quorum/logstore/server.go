@@ -409,8 +409,8 @@ type segState struct {
 // learnOwner records the segment's shared owner from a request. Requires
 // Server.mu.
 func (st *segState) learnOwner(seg *quorumpb.Segment) {
-	if st.owner == "" {
-		st.owner = seg.GetSharedOwner()
+	if o := seg.GetSharedOwner(); st.owner == "" && o != "" {
+		st.owner = o
 	}
 }
 

@@ -154,10 +154,11 @@ func (s *Server) uploadLoop(st *segState) {
 				st.notifyLocked()
 			}
 		case errors.Is(r.err, walerr.ErrFenced):
-			// The slot holds a fence or another writer's block: a recovery
-			// owns the segment now.
+			// The slot holds a fence or another writer's block, or (shared
+			// objects) the writer no longer owns the log: a recovery owns
+			// the segment now.
 			if st.putErr == nil {
-				s.log.Warn("upload stopped: object storage holds other data in the block's slot; segment fenced",
+				s.log.Warn("upload stopped: the segment was fenced in object storage or etcd",
 					zap.Int64("log", st.key.log), zap.Int64("segment", st.key.seg), zap.Int64("block", r.n), zap.Error(r.err))
 			}
 			st.putErr = r.err
@@ -297,8 +298,9 @@ func (s *Server) Flush(ctx context.Context, req *quorumpb.FlushRequest) (*quorum
 				return &quorumpb.FlushResponse{Uploaded: st.uploaded}, nil
 			}
 			probed = next
+			owner := st.owner // read under s.mu: an add may set it
 			s.mu.Unlock()
-			slot, err := s.probe(ctx, k, st.owner, next)
+			slot, err := s.probe(ctx, k, owner, next)
 			s.mu.Lock()
 			switch {
 			case ctx.Err() != nil:
