@@ -2,10 +2,6 @@ package shared
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"time"
 
 	"github.com/cockroachdb/errors"
 	"go.uber.org/zap"
@@ -29,16 +25,14 @@ import (
 // other error leaves the pieces' outcome unknown; writing them again is
 // harmless (the later extent wins, naming the same bytes).
 func (b *Backend) WriteObjects(ctx context.Context, owner meta.WriterToken, pieces []Piece, objectSize int64) error {
-	var id [4]byte
-	_, _ = rand.Read(id[:])
-	proc := hex.EncodeToString(id[:])
-	for seq := 1; len(pieces) > 0; seq++ {
+	proc := newProcID()
+	for seq := uint64(1); len(pieces) > 0; seq++ {
 		n, size := 0, int64(0)
 		for n < len(pieces) && n < maxObjectBlocks && (n == 0 || size+int64(len(pieces[n].Data)) <= objectSize) {
 			size += int64(len(pieces[n].Data))
 			n++
 		}
-		key := ObjectKey(b.Root(), fmt.Sprintf("%016x-%s-%08x", time.Now().UnixNano(), proc, seq))
+		key := ObjectKey(b.Root(), objectName(proc, seq))
 		data, exts := EncodeObject(key, pieces[:n])
 		if err := b.Store().Put(ctx, key, data, objstore.PutOptions{IfNotExists: true}); err != nil {
 			return errors.Wrapf(err, "write shared object %s", key)

@@ -138,12 +138,10 @@ type batch struct {
 // NewStream starts a stream writing objects under root in store and
 // committing them to index.
 func NewStream(cfg StreamConfig, store objstore.Store, index Index, root string, logger *zap.Logger) *Stream {
-	var id [4]byte
-	_, _ = rand.Read(id[:])
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	s := &Stream{cfg: cfg, store: store, index: index, root: root, proc: hex.EncodeToString(id[:]), logger: logger}
+	s := &Stream{cfg: cfg, store: store, index: index, root: root, proc: newProcID(), logger: logger}
 	s.cfg.MaxInflight = max(s.cfg.MaxInflight, 1)
 	if s.cfg.Metrics == nil {
 		s.cfg.Metrics = noStreamMetrics{}
@@ -245,7 +243,7 @@ func (s *Stream) startLocked() {
 		s.ready = s.ready[1:]
 		s.inflight++
 		s.seq++
-		name := fmt.Sprintf("%016x-%s-%08x", time.Now().UnixNano(), s.proc, s.seq)
+		name := objectName(s.proc, s.seq)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -257,6 +255,20 @@ func (s *Stream) startLocked() {
 			})
 		}()
 	}
+}
+
+// newProcID returns a random id for the object names of one writer of
+// shared objects (a stream, or one WriteObjects call).
+func newProcID() string {
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	return hex.EncodeToString(id[:])
+}
+
+// objectName names the seq-th shared object of writer proc: names start
+// with the creation time, so that they sort by age, and never repeat.
+func objectName(proc string, seq uint64) string {
+	return fmt.Sprintf("%016x-%s-%08x", time.Now().UnixNano(), proc, seq)
 }
 
 // ObjectKey returns the key of the shared object name under root.
