@@ -235,6 +235,16 @@ func writeSharedRuns(t *testing.T, objects, perObject int64) (*Backend, *memstor
 	return b, store, ref, info
 }
 
+// holdGets holds every ranged GET of the objects keys until released.
+func holdGets(store *memstore.Store, keys ...string) {
+	quoted := make([]string, len(keys))
+	for i, k := range keys {
+		quoted[i] = regexp.QuoteMeta(k)
+	}
+	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyRegexp: regexp.MustCompile("^(" + strings.Join(quoted, "|") + ")$"),
+		Times: -1, Action: memstore.ActionHold})
+}
+
 // sharedObjectKeys returns the shared objects in store, oldest first.
 func sharedObjectKeys(t *testing.T, store *memstore.Store, want int) []string {
 	t.Helper()
@@ -271,12 +281,7 @@ func TestCursorKeepsPrefetchGETsInFlight(t *testing.T) {
 	// (issued once run 0 arrived) can overtake run 1's (a CI-like run hung
 	// so, holding run 1).
 	objectKeys := sharedObjectKeys(t, store, objects)
-	later := make([]string, 0, objects-prefetch)
-	for _, k := range objectKeys[prefetch:] {
-		later = append(later, regexp.QuoteMeta(k))
-	}
-	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyRegexp: regexp.MustCompile("^(" + strings.Join(later, "|") + ")$"),
-		Times: -1, Action: memstore.ActionHold})
+	holdGets(store, objectKeys[prefetch:]...)
 	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute) // a held GET fails the test, not hangs it
 	defer ncancel()
 	for want := range int64(3) { // all of run 0, the first block of run 1
@@ -319,9 +324,7 @@ func TestCursorFetchesAheadOfASlowGET(t *testing.T) {
 	defer c.Close()
 	// The first run's GET and the last run's are held: the last is only
 	// asked for once the runs between landed while the first was held.
-	store.Inject(memstore.Rule{Op: memstore.OpGetRange,
-		KeyRegexp: regexp.MustCompile("^(" + regexp.QuoteMeta(keys[0]) + "|" + regexp.QuoteMeta(keys[objects-1]) + ")$"),
-		Times:     -1, Action: memstore.ActionHold})
+	holdGets(store, keys[0], keys[objects-1])
 	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ncancel()
 	first := make(chan error, 1)
@@ -369,12 +372,7 @@ func TestCursorHoldsNoMoreThanMaxBuffer(t *testing.T) {
 	defer c.Close()
 	// Runs 2 on are held: once runs 0 and 1 are read, the reader waits
 	// for run 2, and no other GET may start while it is in flight.
-	later := make([]string, 0, objects-2)
-	for _, k := range keys[2:] {
-		later = append(later, regexp.QuoteMeta(k))
-	}
-	store.Inject(memstore.Rule{Op: memstore.OpGetRange, KeyRegexp: regexp.MustCompile("^(" + strings.Join(later, "|") + ")$"),
-		Times: -1, Action: memstore.ActionHold})
+	holdGets(store, keys[2:]...)
 	nctx, ncancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ncancel()
 	for want := range int64(2 * perObject) { // runs 0 and 1
