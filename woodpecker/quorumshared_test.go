@@ -151,6 +151,30 @@ func (s *refusedSharedPuts) set(refuse bool) {
 	s.mu.Unlock()
 }
 
+// appendNotUploaded appends entry(0..n-1) with a writer of epoch 1 on a
+// QuorumBuffer client whose LogStores cannot write shared objects (gate
+// refuses them until told otherwise): the acknowledged entries exist only
+// on the LogStores. The writer is closed when the test ends.
+func appendNotUploaded(t *testing.T, n int, entry func(int) []byte) (*memstore.Store, *refusedSharedPuts, *woodpecker.Log, *woodpecker.Writer) {
+	t.Helper()
+	store := memstore.New()
+	gate := &refusedSharedPuts{Store: store, refuse: true}
+	c := quorumSharedClient(t, store, gate)
+	ctx := context.Background()
+	l := openLog(t, c, "unuploaded")
+	old, err := l.OpenWriter(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = old.Close(ctx) }) // fenced by then
+	for i := range n {
+		if _, err := old.Append(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store, gate, l, old
+}
+
 // TestRecoveryCopiesWhatTheLogStoresDidNotCommit: the LogStores cannot
 // write shared objects, so acknowledged entries exist only on them; a new
 // writer's recovery copies them into a shared object under its own
@@ -159,22 +183,9 @@ func (s *refusedSharedPuts) set(refuse bool) {
 // object storage takes them again, commit nothing: the log stays as
 // recovery sealed it.
 func TestRecoveryCopiesWhatTheLogStoresDidNotCommit(t *testing.T) {
-	store := memstore.New()
-	gate := &refusedSharedPuts{Store: store, refuse: true}
-	c := quorumSharedClient(t, store, gate)
 	ctx := context.Background()
-	l := openLog(t, c, "recover")
-	old, err := l.OpenWriter(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close(ctx) // fenced by then
 	const n = 30
-	for i := range n {
-		if _, err := old.Append(ctx, payload(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store, gate, l, old := appendNotUploaded(t, n, payload)
 	if objects, _, _, _ := objectKinds(t, store); objects != 0 {
 		t.Fatalf("%d shared objects while their PUTs are refused", objects)
 	}
@@ -209,23 +220,10 @@ func TestRecoveryCopiesWhatTheLogStoresDidNotCommit(t *testing.T) {
 // 20 MiB the LogStores never uploaded writes them in objects of about 8 MiB
 // (one etcd commit each), and every entry reads back.
 func TestRecoveryCopiesManyMegabytesInSeveralObjects(t *testing.T) {
-	store := memstore.New()
-	gate := &refusedSharedPuts{Store: store, refuse: true}
-	c := quorumSharedClient(t, store, gate)
 	ctx := context.Background()
-	l := openLog(t, c, "big")
-	old, err := l.OpenWriter(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close(ctx)
 	const n, size = 40, 512 << 10 // 20 MiB in 40 blocks
 	entry := func(i int) []byte { return append([]byte(fmt.Sprintf("%04d", i)), make([]byte, size-4)...) }
-	for i := range n {
-		if _, err := old.Append(ctx, entry(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store, _, l, _ := appendNotUploaded(t, n, entry)
 	w, err := l.OpenWriter(ctx, 2) // recovery copies the 40 blocks
 	if err != nil {
 		t.Fatal(err)
